@@ -1,0 +1,1 @@
+"""Authentication: the PilotProOS backend's JWTs and job-scoped stream tokens."""

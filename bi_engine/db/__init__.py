@@ -1,0 +1,1 @@
+"""The only code that writes SQL: connection helpers, migrations and small repositories."""

@@ -1,0 +1,1 @@
+"""Pure domain models and rules: no I/O, no framework imports."""

@@ -1,0 +1,1 @@
+"""Alembic migrations: procrastinate's schema and the engine's own, inside ``BI_DB_SCHEMA``."""
