@@ -1,1 +1,1 @@
-"""The worker side: analytics, AI teams and the job pipeline. Depends on bi_engine, never the reverse."""
+"""The worker side: analytics, AI teams, the job pipeline. Depends on bi_engine, never back."""
