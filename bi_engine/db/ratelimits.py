@@ -1,0 +1,68 @@
+"""Sliding-window rate limits kept in Postgres, exact across every API replica.
+
+One transaction per decision: an advisory lock on (user, bucket) serialises concurrent
+requests of the same user, the hits of the last window are counted, and a hit is recorded
+only when the request is allowed (refused requests do not count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(user)s || '|' || %(bucket)s, 0))"
+# A separate statement after the lock: READ COMMITTED takes a fresh snapshot per statement,
+# so the count sees every hit committed by whoever held the lock before us.
+_DECIDE = """
+WITH window_hits AS (
+    SELECT count(*) AS used, min(at) AS oldest
+      FROM rate_limit_hits
+     WHERE user_id = %(user)s AND bucket = %(bucket)s
+       AND at > clock_timestamp() - make_interval(secs => %(window)s)
+)
+SELECT used, EXTRACT(EPOCH FROM (oldest + make_interval(secs => %(window)s)
+                                 - clock_timestamp()))::float8 AS reset_s
+  FROM window_hits
+"""
+_RECORD = "INSERT INTO rate_limit_hits (user_id, bucket) VALUES (%(user)s, %(bucket)s)"
+_FORGET_OLD = (
+    "DELETE FROM rate_limit_hits WHERE user_id = %(user)s AND bucket = %(bucket)s"
+    " AND at < clock_timestamp() - make_interval(secs => %(window)s)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: float
+    """Seconds until a slot frees up (0 when one is free now)."""
+
+
+async def decide(
+    conn: psycopg.AsyncConnection[Any], user_id: str, bucket: str, limit: int, window_s: float
+) -> Decision:
+    """Allow and record one hit, or refuse without recording; commits its own transaction."""
+    params = {"user": user_id, "bucket": bucket, "window": window_s}
+    async with conn.transaction():
+        await conn.execute(_LOCK, params)
+        cursor = await conn.execute(_DECIDE, params)
+        row = await cursor.fetchone()
+        used, reset_s = _unpack(row)
+        if used >= limit:
+            return Decision(False, limit, 0, max(reset_s or 0.0, 0.0))
+        await conn.execute(_FORGET_OLD, params)
+        await conn.execute(_RECORD, params)
+    remaining = limit - used - 1
+    return Decision(True, limit, remaining, 0.0 if remaining > 0 else max(reset_s or window_s, 0))
+
+
+def _unpack(row: Any) -> tuple[int, float | None]:
+    if row is None:
+        return 0, None
+    if isinstance(row, dict):
+        return int(row["used"]), row["reset_s"]
+    return int(row[0]), row[1]
