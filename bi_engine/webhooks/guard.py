@@ -4,7 +4,8 @@ Loopback, link-local (169.254.0.0/16, fe80::/10 — cloud metadata lives there),
 multicast, reserved and unspecified addresses are refused unless the host is listed in
 ``BI_CALLBACK_ALLOWED_HOSTS`` (e.g. ``backend-dev`` inside the PilotProOS network).
 Metadata endpoints are refused even when listed. Every address a name resolves to is
-checked, and delivery connects to a checked address, so DNS rebinding cannot slip past.
+checked, at submit time and again right before each delivery attempt, and deliveries never
+follow redirects, so a redirect to an internal address cannot slip past.
 """
 
 from __future__ import annotations
