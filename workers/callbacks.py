@@ -141,16 +141,3 @@ async def deliver(
         http_status=outcome.http_status,
     )
     return outcome
-
-
-async def replay_dead_letters(
-    app: procrastinate.App, conn: psycopg.AsyncConnection[Any], job_id: str | None = None
-) -> int:
-    """Queue a fresh delivery (attempt numbering continues) for every dead letter."""
-    letters = await webhook_rows.dead_letters(conn, job_id)
-    async with conn.transaction():
-        for letter in letters:
-            await enqueue.defer_delivery(
-                app, conn, letter["job_id"], letter["event"], letter["attempt"] + 1
-            )
-    return len(letters)

@@ -13,11 +13,15 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from bi_engine import __version__
-from bi_engine.cli import migrate_cmd, token_cmd
+from bi_engine.cli import callbacks_cmd, migrate_cmd, token_cmd
 from bi_engine.errors import BIError
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-BUILTIN: tuple[Registrar, ...] = (migrate_cmd.register, token_cmd.register)
+BUILTIN: tuple[Registrar, ...] = (
+    migrate_cmd.register,
+    token_cmd.register,
+    callbacks_cmd.register,
+)
 
 
 def _plugins() -> list[Registrar]:

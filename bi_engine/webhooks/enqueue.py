@@ -14,6 +14,7 @@ import procrastinate
 import psycopg
 
 from bi_engine import constants
+from bi_engine.db import webhooks as webhook_rows
 
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 
@@ -49,3 +50,16 @@ async def on_terminal(
         return False
     await defer_delivery(app, conn, job_id, event)
     return True
+
+
+async def replay_dead_letters(
+    app: procrastinate.App, conn: psycopg.AsyncConnection[Any], job_id: str | None = None
+) -> int:
+    """Queue a fresh delivery (attempt numbering continues) for every dead letter."""
+    letters = await webhook_rows.dead_letters(conn, job_id)
+    async with conn.transaction():
+        for letter in letters:
+            await defer_delivery(
+                app, conn, letter["job_id"], letter["event"], letter["attempt"] + 1
+            )
+    return len(letters)

@@ -15,7 +15,7 @@ import pytest
 from bi_engine import queue
 from bi_engine.db import connection
 from bi_engine.settings import Settings
-from bi_engine.webhooks import signing
+from bi_engine.webhooks import enqueue, signing
 from workers import callbacks
 
 pytestmark = pytest.mark.integration
@@ -146,7 +146,7 @@ async def test_last_attempt_becomes_dead_letter_and_replays(
     )
     assert outcome.status == "dead_letter"
     assert await next_attempts(conn) == []
-    assert await callbacks.replay_dead_letters(app, conn) == 1
+    assert await enqueue.replay_dead_letters(app, conn) == 1
     (replayed,) = await next_attempts(conn)
     assert replayed["args"]["attempt"] == callbacks.MAX_ATTEMPTS + 1
 
