@@ -15,6 +15,12 @@ OUTLIER_Z = 3.5
 _MAD_TO_SD = 1.4826
 
 
+def outlier_threshold(n: int, family_alpha: float = 0.01) -> float:
+    """|robust z| above which a point is an outlier: 3.5, raised for large samples so that pure
+    Gaussian noise yields a false alarm in at most ``family_alpha`` of datasets (Bonferroni)."""
+    return max(OUTLIER_Z, float(st.norm.isf(family_alpha / (2 * max(n, 1)))))
+
+
 def robust_scale(x: FloatArray) -> float:
     """A standard-deviation-like scale that a few outliers cannot inflate (MAD, then IQR)."""
     if x.size == 0:

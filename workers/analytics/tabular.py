@@ -322,7 +322,8 @@ def _outliers(col: Column) -> Finding | None:
     x = col.values[rows]
     logged = bool(np.all(x > 0) and _quartile_skew(x) > 0.2)
     z = stats.robust_z(np.log(x) if logged else x)
-    flagged = np.flatnonzero(np.abs(z) > stats.OUTLIER_Z)
+    limit = stats.outlier_threshold(x.size)
+    flagged = np.flatnonzero(np.abs(z) > limit)
     if flagged.size == 0 or flagged.size > 0.05 * x.size:
         return None
     top = float(np.max(np.abs(z[flagged])))
@@ -335,7 +336,7 @@ def _outliers(col: Column) -> Finding | None:
         severity=severity,
         confidence=0.9 if x.size >= 30 else 0.6,
         detail=f"{flagged.size} of {x.size} values of {col.name} lie far from the median "
-        f"{num(np.median(x))} (robust z above {stats.OUTLIER_Z}).",
+        f"{num(np.median(x))} (robust z above {round(limit, 2)}).",
         evidence={
             "points": points[:25].tolist(),
             "values": [num(v) for v in x[flagged][:25]],
@@ -343,7 +344,7 @@ def _outliers(col: Column) -> Finding | None:
             "share_of_rows": frac(flagged.size / x.size),
             "median": num(np.median(x)),
             "max_robust_z": num(top),
-            "threshold_z": stats.OUTLIER_Z,
+            "threshold_z": round(limit, 2),
             "scale": "log" if logged else "linear",
             "method": "median_mad",
         },

@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats as st
 from statsmodels.regression.linear_model import OLS
-from statsmodels.tsa.seasonal import seasonal_decompose
+from statsmodels.tsa.seasonal import STL, seasonal_decompose
 from statsmodels.tsa.stattools import acf
 
 from bi_engine.domain.result import Finding, Severity
@@ -85,19 +85,35 @@ def measure(series: Series) -> SeriesResult:
     result = SeriesResult(series.name, grid, int(series.t.size))
     if series.t.size < 3:
         return result
-    seasonal = np.zeros_like(grid.v)
+    season = Season(np.zeros_like(grid.v), False)
     if grid.regular:
-        result.seasonality, seasonal = seasonality(grid)
-    deseasoned = grid.v - seasonal
+        result.seasonality, season = seasonality(grid)
+    deseasoned = season.remove(grid.v)
     period = result.seasonality["period"] if result.seasonality else 1
     breaks = changepoints(deseasoned, min_size=max(5, period))
     result.changepoints = [_describe_break(grid, k, f, shift) for k, f, shift in breaks]
     at = [k for k, _, _ in breaks]
     result.trend = trend(grid, deseasoned, period, at)
     fitted = _piecewise_fit(deseasoned, at)
-    result.anomaly = residual_anomalies(grid, deseasoned - fitted, fitted + seasonal)
-    result.forecast = forecast(grid, deseasoned, seasonal, period, at)
+    result.anomaly = residual_anomalies(grid, season, fitted, at, max(3, period // 2))
+    result.forecast = forecast(grid, deseasoned, season, period, at)
     return result
+
+
+@dataclass
+class Season:
+    """The seasonal component: additive, or on the log scale (a cycle proportional to the level)
+    when the series is strictly positive."""
+
+    component: FloatArray
+    multiplicative: bool
+
+    def remove(self, v: FloatArray) -> FloatArray:
+        return v / np.exp(self.component) if self.multiplicative else v - self.component
+
+    def apply(self, v: FloatArray, component: FloatArray | None = None) -> FloatArray:
+        comp = self.component if component is None else component
+        return v * np.exp(comp) if self.multiplicative else v + comp
 
 
 # ----------------------------------------------------------------------------- grid
@@ -127,11 +143,13 @@ def regularize(t: FloatArray, v: FloatArray) -> Grid:
 
 
 # ----------------------------------------------------------------------------- seasonality
-def seasonality(grid: Grid) -> tuple[dict[str, Any] | None, FloatArray]:
-    """The strongest significant seasonal period and its profile (zeros when there is none)."""
-    y, n = grid.v, grid.v.size
+def seasonality(grid: Grid) -> tuple[dict[str, Any] | None, Season]:
+    """The strongest significant seasonal period and its component (zeros when there is none)."""
+    multiplicative = bool(np.all(grid.v > 0))
+    y = np.log(grid.v) if multiplicative else grid.v
+    n = y.size
     best: tuple[float, int, float, float, FloatArray] | None = None
-    for period in _candidate_periods(grid):
+    for period in _candidate_periods(grid, y):
         scored = _seasonal_strength(y, period)
         if scored is None:
             continue
@@ -140,19 +158,34 @@ def seasonality(grid: Grid) -> tuple[dict[str, Any] | None, FloatArray]:
         if p_value < 0.001 and strength >= 0.2 and (best is None or adjusted > best[0] * 1.05):
             best = (adjusted, period, strength, p_value, profile)
     if best is None:
-        return None, np.zeros_like(y)
+        return None, Season(np.zeros_like(y), False)
     _, period, strength, p_value, profile = best
-    seasonal = profile[np.arange(n) % period]
-    return _season_evidence(grid, period, strength, p_value, profile), seasonal
+    season = Season(_local_seasonal(y, period), multiplicative)
+    return _season_evidence(
+        grid,
+        period,
+        strength,
+        p_value,
+        season.apply(np.ones(period), profile) if multiplicative else profile,
+        multiplicative,
+    ), season
 
 
-def _candidate_periods(grid: Grid) -> list[int]:
-    n = grid.v.size
+def _local_seasonal(y: FloatArray, period: int) -> FloatArray:
+    """Robust STL seasonal component: outliers and shifts do not bend it."""
+    cycles = y.size // period
+    window = max(7, cycles * 3 // 4) | 1  # odd; wide enough that noise is not absorbed
+    fit = STL(y, period=period, seasonal=window, robust=True).fit()
+    return np.asarray(fit.seasonal, dtype=np.float64)
+
+
+def _candidate_periods(grid: Grid, y: FloatArray) -> list[int]:
+    n = y.size
     limit = n // 3
     known = next((p for s, p in KNOWN_PERIODS.items() if abs(grid.step / s - 1) < 0.1), ())
     found: list[int] = [p for p in known if 2 <= p <= limit]
     if limit >= 4:
-        r = acf(np.diff(grid.v), nlags=min(limit, 400), fft=True)
+        r = acf(np.diff(y), nlags=min(limit, 400), fft=True)
         lags = np.arange(2, r.size - 1)
         peaks = lags[
             (r[lags] > r[lags - 1]) & (r[lags] >= r[lags + 1]) & (r[lags] > 2.58 / math.sqrt(n))
@@ -180,11 +213,18 @@ def _seasonal_strength(y: FloatArray, period: int) -> tuple[float, float, FloatA
 
 
 def _season_evidence(
-    grid: Grid, period: int, strength: float, p_value: float, profile: FloatArray
+    grid: Grid,
+    period: int,
+    strength: float,
+    p_value: float,
+    profile: FloatArray,
+    multiplicative: bool,
 ) -> dict[str, Any]:
+    """``profile`` is additive (units) or a factor around 1 (multiplicative)."""
     peak, trough = int(np.argmax(profile)), int(np.argmin(profile))
     level = float(np.mean(grid.v))
-    amplitude = float(profile.max() - profile.min())
+    spread = float(profile.max() - profile.min())
+    amplitude = spread * level if multiplicative else spread
     return {
         "period": period,
         "cycle": cycle_name(grid.step, period),
@@ -194,6 +234,7 @@ def _season_evidence(
         "trough": _phase_label(grid, trough, period),
         "amplitude": num(amplitude),
         "amplitude_pct": pct(amplitude / abs(level) * 100) if level else None,
+        "model": "multiplicative" if multiplicative else "additive",
     }
 
 
@@ -335,14 +376,28 @@ def _piecewise_fit(y: FloatArray, breaks: list[int]) -> FloatArray:
 
 # ----------------------------------------------------------------------------- anomalies
 def residual_anomalies(
-    grid: Grid, resid: FloatArray, expected: FloatArray
+    grid: Grid, season: Season, fitted: FloatArray, breaks: list[int], guard: int
 ) -> dict[str, Any] | None:
-    """Observed points whose residual has a robust z above 3.5 (at most 5% of points)."""
-    idx = np.flatnonzero(grid.observed)
+    """Observed points whose residual has a robust z above 3.5 (at most 5% of points).
+
+    With a multiplicative season the residual is taken on the log scale, where the noise of a
+    series whose swings grow with its level has a constant size. Points within ``guard`` steps
+    of a level shift are not judged: the shift's exact day is uncertain.
+    """
+    near = np.zeros(grid.v.size, dtype=bool)
+    for k in breaks:
+        near[max(0, k - guard) : k + guard] = True
+    idx = np.flatnonzero(grid.observed & ~near)
     if idx.size < 8:
         return None
-    z = stats.robust_z(resid[idx])
-    hits = np.flatnonzero(np.abs(z) > stats.OUTLIER_Z)
+    expected = season.apply(fitted)
+    if season.multiplicative and np.all(expected[idx] > 0):
+        resid = np.log(grid.v[idx]) - np.log(expected[idx])
+    else:
+        resid = grid.v[idx] - expected[idx]
+    z = stats.robust_z(resid)
+    limit = stats.outlier_threshold(idx.size)
+    hits = np.flatnonzero(np.abs(z) > limit)
     if hits.size == 0 or hits.size > 0.05 * idx.size:
         return None
     at = idx[hits]
@@ -352,12 +407,13 @@ def residual_anomalies(
         "expected": [num(expected[i]) for i in at[:25]],
         "count": int(hits.size),
         "max_robust_z": float(np.max(np.abs(z[hits]))),
+        "threshold_z": round(limit, 2),
     }
 
 
 # ----------------------------------------------------------------------------- forecast
 def forecast(
-    grid: Grid, y: FloatArray, seasonal: FloatArray, period: int, breaks: list[int]
+    grid: Grid, y: FloatArray, season: Season, period: int, breaks: list[int]
 ) -> list[dict[str, Any]]:
     """Linear trend of the current regime plus the seasonal profile, with a 95% interval."""
     n = y.size
@@ -373,13 +429,19 @@ def forecast(
     future = seg.size - 1 + np.arange(1, horizon + 1, dtype=np.float64)
     sxx = float(((x - x.mean()) ** 2).sum()) or 1.0
     half = 1.96 * sd * np.sqrt(1 + 1 / seg.size + (future - x.mean()) ** 2 / sxx)
-    profile = seasonal[:period] if period > 1 else np.zeros(1)
-    phase = (n + np.arange(horizon)) % max(period, 1)
-    centre = intercept + slope * future + profile[phase]
-    times = grid.t[-1] + grid.step * np.arange(1, horizon + 1)
+    steps = np.arange(1, horizon + 1)
+    component = (
+        season.component[-period:][(period - 1 + steps) % period]
+        if period > 1
+        else np.zeros(horizon)
+    )
+    base = intercept + slope * future
+    centre = season.apply(base, component)
+    low, high = season.apply(base - half, component), season.apply(base + half, component)
+    times = grid.t[-1] + grid.step * steps
     return [
-        {"t": iso(pd.Timestamp(t, unit="s")), "v": num(c), "low": num(c - h), "high": num(c + h)}
-        for t, c, h in zip(times, centre, half, strict=True)
+        {"t": iso(pd.Timestamp(t, unit="s")), "v": num(c), "low": num(lo), "high": num(hi)}
+        for t, c, lo, hi in zip(times, centre, low, high, strict=True)
     ]
 
 
@@ -506,7 +568,7 @@ def _anomaly_finding(result: SeriesResult) -> Finding:
         confidence=0.9 if result.n >= 30 else 0.6,
         detail=f"{an['count']} points of {result.name} deviate strongly from its trend and "
         "seasonal pattern.",
-        evidence={**an, "max_robust_z": num(top), "threshold_z": stats.OUTLIER_Z},
+        evidence={**an, "max_robust_z": num(top)},
     )
 
 
