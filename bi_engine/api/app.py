@@ -1,0 +1,99 @@
+"""``create_app(settings)``: the API's composition root.
+
+The lifespan opens ONE psycopg pool and the procrastinate App over that same pool, keeps
+them on ``app.state.engine`` (:class:`~bi_engine.api.state.EngineState`), then starts the
+lifespan hooks (other components: the live event listener...) and stops everything in
+reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Final
+
+import psycopg_pool
+import structlog
+from psycopg.rows import dict_row
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from bi_engine import queue
+from bi_engine.api import errors, routes
+from bi_engine.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from bi_engine.api.state import EngineState, LifespanHook
+from bi_engine.db.connection import connect_kwargs
+from bi_engine.metrics import ApiMetrics
+from bi_engine.settings import Settings
+
+POOL_MIN: Final = 2
+POOL_MAX: Final = 20
+STARTUP_WAIT_S: Final = 10.0
+
+LIFESPAN_HOOKS: tuple[LifespanHook, ...] = ()
+"""Hooks every app starts (in order) once the pool and the queue are open."""
+
+log = structlog.stdlib.get_logger("bi_engine.api")
+
+
+def make_pool(settings: Settings) -> psycopg_pool.AsyncConnectionPool[Any]:
+    """Autocommit connections (use cases open their own transactions), rows as dicts."""
+    kwargs = {
+        **connect_kwargs(settings.db_schema, application_name="bi-engine-api"),
+        "autocommit": True,
+        "row_factory": dict_row,
+    }
+    return psycopg_pool.AsyncConnectionPool(
+        settings.require_database_url(),
+        kwargs=kwargs,
+        min_size=POOL_MIN,
+        max_size=POOL_MAX,
+        open=False,
+        name="bi-engine-api",
+    )
+
+
+@asynccontextmanager
+async def _engine(
+    settings: Settings, metrics: ApiMetrics, hooks: Sequence[LifespanHook]
+) -> AsyncIterator[EngineState]:
+    pool = make_pool(settings)
+    await pool.open(wait=False)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(pool.close)
+        try:
+            await pool.wait(timeout=STARTUP_WAIT_S)
+        except psycopg_pool.PoolTimeout:
+            log.warning("api.database_unreachable_at_startup")
+        app = queue.make_app(settings.require_database_url(), settings.db_schema)
+        await queue.open_app(app, pool)
+        stack.push_async_callback(app.close_async)
+        state = EngineState(settings=settings, pool=pool, queue=app, metrics=metrics)
+        for hook in hooks:
+            await stack.enter_async_context(hook(state))
+        yield state
+
+
+def create_app(settings: Settings, *, hooks: Sequence[LifespanHook] = ()) -> Starlette:
+    """The ASGI app for ``settings``; ``hooks`` run after :data:`LIFESPAN_HOOKS`."""
+    settings.require_database_url()
+    metrics = ApiMetrics()
+    all_hooks = (*LIFESPAN_HOOKS, *hooks)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _engine(settings, metrics, all_hooks) as state:
+            app.state.engine = state
+            yield
+
+    app = Starlette(
+        routes=routes.routes(),
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=errors.HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.openapi_extra_paths = {}
+    return app

@@ -1,0 +1,1 @@
+"""Thin request handlers: parse, authenticate, call a use case, shape the response."""

@@ -1,0 +1,120 @@
+"""Plain ASGI middleware: request ids + metrics + last-resort errors, and the body limit."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Final
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bi_engine.api import errors
+from bi_engine.metrics import ApiMetrics
+
+REQUEST_ID_HEADER: Final = "x-request-id"
+_VALID_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+log = structlog.stdlib.get_logger("bi_engine.api")
+
+
+def _request_id(scope: Scope) -> str:
+    incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+    if incoming and _VALID_REQUEST_ID.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (never the raw path: bounded label values)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestContextMiddleware:
+    """Give each request an id (``X-Request-ID``), count it, and never leak a traceback."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("http.unhandled_error", path=scope.get("path"))
+            if not started:
+                await errors.internal_error()(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.http_requests.labels(method, route_template(scope), str(status)).inc()
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413: at once on Content-Length, else while reading.
+
+    Bytes are counted as they arrive, so an oversized body is never buffered past the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            response = errors.from_bi_error(self._too_large(declared))
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large(None)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _too_large(self, declared: int | None) -> errors.PayloadTooLarge:
+        details: dict[str, int] = {"max_bytes": self.max_bytes}
+        if declared is not None:
+            details["content_length"] = declared
+        return errors.PayloadTooLarge(
+            f"The request body is larger than the limit of {self.max_bytes} bytes.",
+            details=details,
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    raw = Headers(scope=scope).get("content-length")
+    if raw is None or not raw.strip().isdigit():
+        return None
+    return int(raw)

@@ -1,0 +1,40 @@
+"""What the API process shares between requests, built once by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import procrastinate
+import psycopg_pool
+from starlette.requests import HTTPConnection
+
+from bi_engine.metrics import ApiMetrics
+from bi_engine.settings import Settings
+
+
+@dataclass
+class EngineState:
+    """Settings, the one connection pool, the procrastinate App over that pool, metrics.
+
+    Components started by lifespan hooks (the live event listener, caches...) put what they
+    share in ``extras`` under their own name.
+    """
+
+    settings: Settings
+    pool: psycopg_pool.AsyncConnectionPool[Any]
+    queue: procrastinate.App
+    metrics: ApiMetrics
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+LifespanHook = Callable[[EngineState], AbstractAsyncContextManager[None]]
+"""Started after the pool and the queue are open, stopped (in reverse order) before they close."""
+
+
+def engine(connection: HTTPConnection) -> EngineState:
+    """The state of the app serving this request."""
+    state: EngineState = connection.app.state.engine
+    return state

@@ -1,0 +1,93 @@
+"""The real app (lifespan included) over the per-test database, driven by httpx."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from starlette.applications import Starlette
+
+from bi_engine.api.app import create_app
+from bi_engine.auth import tokens
+from bi_engine.constants import API_PREFIX
+from bi_engine.settings import Settings
+
+API = API_PREFIX
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bi.test") as http:
+        yield http
+
+
+TokenFactory = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def auth(settings: Settings) -> TokenFactory:
+    """``auth("alice")`` -> headers with a valid backend JWT for that user."""
+
+    def headers(user: str = "alice", role: str = "user", **extra: str) -> dict[str, str]:
+        token = tokens.mint_user_token(settings, user_id=user, email=f"{user}@x.test", role=role)
+        return {"Authorization": f"Bearer {token}", **extra}
+
+    return headers
+
+
+@pytest.fixture
+def db(database_url: str) -> Callable[[], psycopg.Connection[dict[str, Any]]]:
+    def connect() -> psycopg.Connection[dict[str, Any]]:
+        return psycopg.connect(
+            database_url, autocommit=True, row_factory=dict_row, options="-c search_path=bi,public"
+        )
+
+    return connect
+
+
+def finish(
+    conn: psycopg.Connection[Any],
+    job_id: str | uuid.UUID,
+    status: str = "completed",
+    *,
+    result: dict[str, Any] | None = None,
+    report: str | None = None,
+    error: tuple[str, str] | None = None,
+) -> None:
+    """Do what a worker does at the end of a job (no worker runs in these tests)."""
+    conn.execute(
+        "UPDATE analyses SET status = 'running', started_at = now(), attempts = 1 WHERE id = %s",
+        (job_id,),
+    )
+    code, message = error or (None, None)
+    conn.execute(
+        "UPDATE analyses SET status = %s, finished_at = now(), progress = 100, result = %s,"
+        " report_markdown = %s, error_code = %s, error_message = %s WHERE id = %s",
+        (status, Jsonb(result) if result is not None else None, report, code, message, job_id),
+    )
+
+
+def start(conn: psycopg.Connection[Any], job_id: str | uuid.UUID) -> None:
+    conn.execute(
+        "UPDATE analyses SET status = 'running', started_at = now(), attempts = 1 WHERE id = %s",
+        (job_id,),
+    )
+    conn.execute(
+        "UPDATE procrastinate_jobs SET status = 'doing' WHERE id ="
+        " (SELECT procrastinate_job_id FROM analyses WHERE id = %s)",
+        (job_id,),
+    )
