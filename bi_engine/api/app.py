@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 
 from bi_engine import queue
 from bi_engine.api import errors, routes
+from bi_engine.api.endpoints import events
 from bi_engine.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from bi_engine.api.state import EngineState, LifespanHook
 from bi_engine.db.connection import connect_kwargs
@@ -30,7 +31,7 @@ POOL_MIN: Final = 2
 POOL_MAX: Final = 20
 STARTUP_WAIT_S: Final = 10.0
 
-LIFESPAN_HOOKS: tuple[LifespanHook, ...] = ()
+LIFESPAN_HOOKS: tuple[LifespanHook, ...] = (events.live_hook,)
 """Hooks every app starts (in order) once the pool and the queue are open."""
 
 log = structlog.stdlib.get_logger("bi_engine.api")
@@ -95,5 +96,5 @@ def create_app(settings: Settings, *, hooks: Sequence[LifespanHook] = ()) -> Sta
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
-    app.state.openapi_extra_paths = {}
+    app.state.openapi_extra_paths = {**events.openapi_paths()}
     return app

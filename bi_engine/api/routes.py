@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from bi_engine.api.endpoints import analyze, catalogue, jobs, operations
+from bi_engine.api.endpoints import analyze, catalogue, events, jobs, operations, websocket
 from bi_engine.constants import API_PREFIX as P
 
 
@@ -24,4 +24,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{P}/jobs/{{job_id}}/cancel", jobs.cancel, methods=["POST"]),
         Route(f"{P}/jobs/{{job_id}}/retry", jobs.retry, methods=["POST"]),
         Route(f"{P}/types", catalogue.list_types, methods=["GET"]),
+        Route(f"{P}/jobs/{{job_id}}/events", events.job_events, methods=["GET"]),
+        Route(f"{P}/events", events.all_events, methods=["GET"]),
+        WebSocketRoute(f"{P}/ws/jobs/{{job_id}}", websocket.job_socket),
     ]

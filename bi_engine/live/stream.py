@@ -52,13 +52,22 @@ class JobStream:
         caller: str,
         after: int,
         finished: bool,
+        log_end: int | None = None,
     ) -> None:
         self._hub = hub
         self._reader = reader
         self._job_id = job_id
         self._owner = owner
         self._finished = finished
+        self.log_end = log_end
+        """The job's last seq when the stream opened: no client can have seen beyond it."""
         self.sub = hub.open_job(job_id, user_id=caller, owner=owner, position=after)
+
+    def resume_after(self, seq: int) -> None:
+        """Set the resume point before iterating (the WebSocket learns it after opening)."""
+        if seq < 0 or (self.log_end is not None and seq > self.log_end):
+            raise ValueError(f"seq {seq} is outside the job's log")
+        self.sub.position = seq
 
     @property
     def position(self) -> int:

@@ -1,0 +1,47 @@
+"""The live layer of one API process: its hub, its listener, and how both start and stop."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from bi_engine.live.hub import Hub
+from bi_engine.live.listener import Listener, Reader
+
+GAUGE_NAME = "bi_sse_connections"
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What the stream endpoints share: route events (hub), read the log (reader)."""
+
+    hub: Hub
+    listener: Listener
+    reader: Reader
+
+
+@contextlib.asynccontextmanager
+async def running(
+    database_url: str,
+    schema: str,
+    reader: Reader,
+    registry: CollectorRegistry | None = None,
+    *,
+    hub: Hub | None = None,
+) -> AsyncIterator[Live]:
+    """Start the listener (and export ``bi_sse_connections``); stop it on exit."""
+    hub = hub or Hub()
+    listener = Listener(database_url, schema, hub, reader)
+    if registry is not None:
+        gauge = Gauge(GAUGE_NAME, "Open live event streams (SSE and WebSocket)", registry=registry)
+        gauge.set_function(lambda: hub.subscriber_count)
+    await listener.start()
+    try:
+        yield Live(hub=hub, listener=listener, reader=reader)
+    finally:
+        await listener.stop()
+        if registry is not None:
+            registry.unregister(gauge)
