@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from bi_engine import __version__
-from bi_engine.cli import callbacks_cmd, migrate_cmd, serve_cmd, token_cmd
+from bi_engine.cli import callbacks_cmd, jobs_cmd, migrate_cmd, serve_cmd, token_cmd
 from bi_engine.errors import BIError
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -22,6 +22,7 @@ BUILTIN: tuple[Registrar, ...] = (
     token_cmd.register,
     callbacks_cmd.register,
     serve_cmd.register,
+    jobs_cmd.register,
 )
 
 

@@ -1,0 +1,256 @@
+"""The worker's composition root: one pool, the procrastinate App, the tasks, the workers.
+
+A worker process runs two procrastinate workers over one connection pool: the job lane
+(``analyses`` and ``callbacks`` by default, ``--concurrency`` jobs at once) and a
+maintenance lane with one slot, so recovery and promotion still run while every job slot
+is busy with a long analysis. SIGTERM stops both from claiming, gives running jobs the
+grace period, then hands back what has not finished (it is queued again at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import procrastinate
+import psycopg
+import psycopg_pool
+from procrastinate import worker as procrastinate_worker
+
+from bi_engine import constants, queue
+from bi_engine.db.connection import connect_kwargs
+from bi_engine.logging import get_logger
+from bi_engine.settings import Settings
+from workers import maintenance, pipeline, progress, retry, runners, tasks
+
+TASK_RECOVER_STALLED: Final = "bi.maintenance.recover_stalled"
+TASK_PROMOTE_STARVED: Final = "bi.maintenance.promote_starved"
+TASK_PRUNE: Final = "bi.maintenance.prune"
+JOB_QUEUES: Final = (constants.QUEUE_ANALYSES, constants.QUEUE_CALLBACKS)
+DEFAULT_SHUTDOWN_GRACE_S: Final = 8.0
+FETCH_POLL_S: Final = 1.0
+"""Upper bound on how late a retry whose backoff has passed is picked up."""
+
+# Offline, quiet crewai/litellm in the worker (see docs: crewai writes under HOME at import)
+CREWAI_ENVIRONMENT: Final = {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "CREWAI_STORAGE_DIR": "bi-engine-worker",
+}
+# procrastinate's own line per job outcome; the pipeline writes one line per state change
+_QUIET_ACTIONS: Final = frozenset(
+    {"job_success", "job_error", "job_error_retry", "job_aborted", "job_aborted_retry"}
+)
+
+log = get_logger("bi.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    concurrency: int
+    queues: tuple[str, ...] = JOB_QUEUES
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    name: str = "bi-worker"
+    maintenance_lane: bool = True
+    fair_share: int = maintenance.FAIR_SHARE
+    watch_interval_s: float = 0.5
+    progress_interval_s: float = progress.DEFAULT_INTERVAL_S
+
+
+def every(seconds: float) -> str:
+    """A cron expression (procrastinate's 6-field form below a minute) for a period."""
+    period = max(1, round(seconds))
+    if period < 60:
+        return f"*/{period} * * * * *"
+    return f"*/{max(1, min(59, round(period / 60)))} * * * *"
+
+
+def maintenance_schedule(settings: Settings) -> tuple[tuple[str, Any, str], ...]:
+    """(task name, function, cron) of each periodic task, from the settings' thresholds."""
+    return (
+        (TASK_RECOVER_STALLED, tasks.recover_stalled, every(settings.stalled_after_s / 4)),
+        (
+            TASK_PROMOTE_STARVED,
+            tasks.promote_starved,
+            every(min(15.0, settings.starvation_after_s / 4)),
+        ),
+        (TASK_PRUNE, tasks.prune, "17 * * * *"),
+    )
+
+
+def build_app(settings: Settings) -> procrastinate.App:
+    """The App with every task of the engine under its stable name."""
+    app = queue.make_app(settings.require_database_url(), settings.db_schema)
+    app.task(
+        name=constants.TASK_RUN_ANALYSIS,
+        queue=constants.QUEUE_ANALYSES,
+        pass_context=True,
+        retry=retry.EngineRetryStrategy(),
+    )(tasks.run_analysis)
+    for name, func, cron in maintenance_schedule(settings):
+        task = app.task(name=name, queue=constants.QUEUE_MAINTENANCE, pass_context=True)(func)
+        app.periodic(cron=cron)(task)
+    return app
+
+
+def make_pool(settings: Settings, size: int) -> psycopg_pool.AsyncConnectionPool[Any]:
+    """Autocommit connections: procrastinate's calls are single statements (one round trip
+    each); the pipeline opens explicit transactions where it needs them."""
+    return psycopg_pool.AsyncConnectionPool(
+        settings.require_database_url(),
+        kwargs=connect_kwargs(settings.db_schema, application_name="bi-engine-worker"),
+        configure=_autocommit,
+        min_size=size,
+        max_size=size,
+        open=False,
+        name="bi-worker",
+    )
+
+
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
+def prepare_environment(environ: MutableMapping[str, str] | None = None) -> None:
+    """crewai needs a writable HOME/XDG_DATA_HOME and must not phone home (telemetry)."""
+    env = os.environ if environ is None else environ
+    for key, value in CREWAI_ENVIRONMENT.items():
+        env.setdefault(key, value)
+    home = env.get("HOME", "")
+    if not home or not os.access(home, os.W_OK):
+        fallback = Path(tempfile.gettempdir()) / f"bi-engine-home-{os.getuid()}"
+        fallback.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = home = str(fallback)
+    data_home = Path(env.setdefault("XDG_DATA_HOME", str(Path(home) / ".local" / "share")))
+    data_home.mkdir(parents=True, exist_ok=True)
+
+
+def quiet_procrastinate() -> None:
+    """Drop procrastinate's per-job outcome lines (the pipeline logs each state change)."""
+    target = logging.getLogger("procrastinate.worker")
+    if not any(isinstance(f, _JobOutcomeFilter) for f in target.filters):
+        target.addFilter(_JobOutcomeFilter())
+
+
+class _JobOutcomeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "action", None) not in _QUIET_ACTIONS
+
+
+async def run_worker(
+    settings: Settings,
+    options: WorkerOptions,
+    *,
+    registry: runners.RunnerRegistry | None = None,
+    on_terminal: progress.OnTerminal | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT, then stop gracefully (see the module docstring)."""
+    prepare_environment()
+    quiet_procrastinate()
+    registry = registry or runners.default_registry()
+    async with make_pool(settings, options.concurrency + 6) as pool:
+        app = build_app(settings)
+        async with app.open_async(pool=pool):
+            deps = pipeline.Deps(
+                settings=settings,
+                pool=pool,
+                registry=registry,
+                on_terminal=on_terminal,
+                progress_interval_s=options.progress_interval_s,
+                watch_interval_s=options.watch_interval_s,
+            )
+            engine = tasks.Engine(app=app, deps=deps, fair_share=options.fair_share)
+            lanes = _lanes(app, settings, options, engine)
+            log.info(
+                "worker_started",
+                name=options.name,
+                concurrency=options.concurrency,
+                queues=list(options.queues),
+                types=list(registry),
+            )
+            with _stop_on_signals(lambda: _stop(lanes)):
+                await _run_lanes(lanes)
+    log.info("worker_stopped", name=options.name)
+
+
+def _lanes(
+    app: procrastinate.App, settings: Settings, options: WorkerOptions, engine: tasks.Engine
+) -> list[procrastinate_worker.Worker]:
+    common: dict[str, Any] = {
+        "additional_context": {tasks.CONTEXT_KEY: engine},
+        "install_signal_handlers": False,
+        "shutdown_graceful_timeout": options.shutdown_grace_s,
+        "update_heartbeat_interval": max(0.2, settings.stalled_after_s / 4),
+        "stalled_worker_timeout": settings.stalled_after_s,
+        "fetch_job_polling_interval": FETCH_POLL_S,
+        "abort_job_polling_interval": 1.0,
+    }
+    lanes = [
+        procrastinate_worker.Worker(
+            app,
+            queues=list(options.queues),
+            name=options.name,
+            concurrency=options.concurrency,
+            **common,
+        )
+    ]
+    if options.maintenance_lane:
+        lanes.append(
+            procrastinate_worker.Worker(
+                app,
+                queues=[constants.QUEUE_MAINTENANCE],
+                name=f"{options.name}-maintenance",
+                concurrency=1,
+                **common,
+            )
+        )
+    return lanes
+
+
+async def _run_lanes(lanes: Sequence[procrastinate_worker.Worker]) -> None:
+    """Run every lane; when one ends (stop or failure) stop the others too."""
+    running = [asyncio.ensure_future(lane.run()) for lane in lanes]  # type: ignore[no-untyped-call]
+    try:
+        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        _stop(lanes)
+        await asyncio.gather(*running, return_exceptions=True)
+    for task in running:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+def _stop(lanes: Sequence[procrastinate_worker.Worker]) -> None:
+    for lane in lanes:
+        lane.stop()  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """First SIGTERM/SIGINT: graceful stop. A second one: the default (immediate) action."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(signum: int) -> None:
+        log.info("worker_stopping", signal=signal.Signals(signum).name)
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        stop()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
