@@ -97,7 +97,7 @@ def _money(
         cost = np.nan
     else:
         return {"payback_months": num(impl_hours / hours) if hours > 0 else None}
-    out: dict[str, Any] = {"amount_saved_per_month": num(amount), "hourly_rate": num(rate)}
+    out: dict[str, Any] = {"amount_saved_per_month": num(amount), "cost_per_hour": num(rate)}
     if np.isfinite(cost) and amount > 0:
         out["implementation_cost"] = num(cost)
         out["payback_months"] = num(cost / amount)

@@ -131,7 +131,7 @@ def _automation(f: Finding) -> Draft:
         "implementation_cost": ev.get("implementation_cost"),
         "payback_months": ev.get("payback_months"),
         "roi_12m_pct": ev.get("roi_12m_pct"),
-        "hourly_rate": ev.get("hourly_rate"),
+        "cost_per_hour": ev.get("cost_per_hour"),
     }
     money = (
         f" (about {ev['amount_saved_per_month']} a month)" if "amount_saved_per_month" in ev else ""

@@ -105,18 +105,23 @@ def _parse(key: str, data: dict[str, Any], dataset: Dataset, log: ProblemLog) ->
     items = common.require_list(data, key.split("+")[0], log)
     if items is None:
         return
-    if key == "runs":
-        dataset.process = process.from_runs(items, log)
-    elif key == "events":
-        dataset.process = process.from_events(items, log)
-    elif key == "n8n_executions":
-        dataset.process = process.from_n8n(items, log)
+    if key in PROCESS_KEYS:
+        dataset.process = _process(key, items, log)
     elif key == "records":
         dataset.table = tabular.from_records(items, log)
     elif key == "series":
         dataset.series = series.from_series(items, log)
     else:
         dataset.series = series.from_records(data, items, log)
+
+
+def _process(key: str, items: list[Any], log: ProblemLog) -> ProcessLog:
+    parse = {"runs": process.from_runs, "events": process.from_events,
+             "n8n_executions": process.from_n8n}[key]
+    parsed = parse(items, log)
+    if parsed.steps.empty and not log:
+        log.add(("data", key), "holds no step executions to analyse")
+    return parsed
 
 
 def _metrics(raw: Any, log: ProblemLog) -> dict[str, float]:
