@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats as st
 from statsmodels.regression.linear_model import OLS
-from statsmodels.tsa.seasonal import STL, seasonal_decompose
+from statsmodels.tsa.seasonal import seasonal_decompose
 from statsmodels.tsa.stattools import acf
 
 from bi_engine.domain.result import Finding, Severity
@@ -171,12 +171,18 @@ def seasonality(grid: Grid) -> tuple[dict[str, Any] | None, Season]:
     ), season
 
 
-def _local_seasonal(y: FloatArray, period: int) -> FloatArray:
-    """Robust STL seasonal component: outliers and shifts do not bend it."""
-    cycles = y.size // period
-    window = max(7, cycles * 3 // 4) | 1  # odd; wide enough that noise is not absorbed
-    fit = STL(y, period=period, seasonal=window, robust=True).fit()
-    return np.asarray(fit.seasonal, dtype=np.float64)
+def _local_seasonal(y: FloatArray, period: int, cycles_window: int = 7) -> FloatArray:
+    """A seasonal component that may drift slowly: for each phase, the rolling median over
+    neighbouring cycles of the detrended series, so a spike or a shift does not bend it."""
+    parts = seasonal_decompose(y, period=period, model="additive", extrapolate_trend="freq")
+    detrended = y - np.asarray(parts.trend, dtype=np.float64)
+    cycles = -(-y.size // period)
+    grid = np.full(cycles * period, np.nan)
+    grid[: y.size] = detrended
+    table = pd.DataFrame(grid.reshape(cycles, period))
+    smooth = np.array(table.rolling(cycles_window, center=True, min_periods=1).median())
+    smooth -= np.nanmean(smooth, axis=1, keepdims=True)
+    return np.asarray(np.nan_to_num(smooth.reshape(-1)[: y.size]), dtype=np.float64)
 
 
 def _candidate_periods(grid: Grid, y: FloatArray) -> list[int]:
@@ -367,11 +373,20 @@ def _piecewise_fit(y: FloatArray, breaks: list[int]) -> FloatArray:
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         x = np.arange(hi - lo, dtype=np.float64)
         if hi - lo >= 3:
-            coef = np.polyfit(x, y[lo:hi], 1)
-            fitted[lo:hi] = np.polyval(coef, x)
+            fitted[lo:hi] = _robust_line(x, y[lo:hi])
         else:
             fitted[lo:hi] = y[lo:hi].mean()
     return fitted
+
+
+def _robust_line(x: FloatArray, y: FloatArray) -> FloatArray:
+    """Least squares, refitted without the points it leaves far out (a spike must not tilt
+    the baseline it is judged against)."""
+    line = np.polyval(np.polyfit(x, y, 1), x)
+    keep = np.abs(stats.robust_z(y - line)) <= stats.OUTLIER_Z
+    if 3 <= keep.sum() < y.size:
+        line = np.polyval(np.polyfit(x[keep], y[keep], 1), x)
+    return np.asarray(line, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- anomalies

@@ -39,6 +39,7 @@ FINISHED = frozenset({"success", "error", "crashed"})
 
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _MS_THRESHOLD = 1e11  # epoch numbers above this are milliseconds
+_EARLIEST, _LATEST = -2_208_988_800.0, 7_258_118_400.0  # 1900-01-01 .. 2200-01-01
 
 
 def is_number(value: Any) -> bool:
@@ -100,6 +101,9 @@ def times(
         bad_mask = np.isnan(out) & (kinds != 0) | (kinds == 3)
         if required:
             bad_mask |= kinds == 0
+    outside = (out < _EARLIEST) | (out > _LATEST)
+    out[outside] = np.nan
+    bad_mask |= outside
     for i in np.flatnonzero(bad_mask)[:10]:
         value = values[int(i)]
         msg = "is required" if value is None else f"is not a timestamp: {str(value)[:40]!r}"
