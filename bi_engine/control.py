@@ -17,6 +17,7 @@ from bi_engine import submit
 from bi_engine.auth.principal import Principal
 from bi_engine.db import analyses, audit, events
 from bi_engine.domain import jobs
+from bi_engine.webhooks import enqueue
 
 Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[Any]
@@ -63,8 +64,9 @@ async def cancel(
     """Cancel a job: queued -> ``cancelled`` at once; running -> abort requested.
 
     A queued job is cancelled in one transaction with its procrastinate job, a terminal
-    ``cancelled`` event and ``finished_at``. A running job gets ``abort_requested_at`` and
-    procrastinate's abort flag; its worker ends it ``cancelled`` at the next step. Raises
+    ``cancelled`` event, ``finished_at`` and its callback delivery (if it has a
+    callback_url). A running job gets ``abort_requested_at`` and procrastinate's abort
+    flag; its worker ends it ``cancelled`` at the next step. Raises
     :class:`~bi_engine.domain.jobs.JobNotFound` (also for someone else's job) and
     :class:`~bi_engine.domain.jobs.JobStateConflict` when it already ended.
     ``conn`` must be in autocommit mode; this function owns the transaction.
@@ -75,6 +77,7 @@ async def cancel(
             ended = await analyses.mark_cancelled(conn, job_id)
             assert ended is not None
             await events.append(conn, job_id, [_cancelled_event()])
+            await enqueue.on_terminal(app, conn, job_id, "cancelled", ended["callback_url"])
             await _audit(conn, actor, "analysis_cancelled", ended, "cancelled")
             return Cancelled(ended, "cancelled")
         if row["status"] in ("queued", "running"):

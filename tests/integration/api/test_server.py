@@ -1,0 +1,150 @@
+"""``bi-engine serve`` as a real process: uvicorn + httptools over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bi_engine.auth import tokens
+from bi_engine.settings import Settings
+from tests.integration.api.conftest import API
+
+pytestmark = [pytest.mark.integration, pytest.mark.acceptance]
+
+LIMIT = 64 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BI_DB_SCHEMA": "bi",
+        "BI_MAX_BODY_BYTES": str(LIMIT),
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bi_engine", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"serve exited: {process.stderr.read().decode() if process.stderr else ''}"
+            )
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("bi-engine serve did not become healthy")
+
+
+def _auth(database_url: str) -> dict[str, str]:
+    settings = Settings(database_url=database_url)
+    return {"Authorization": f"Bearer {tokens.mint_user_token(settings, user_id='alice')}"}
+
+
+async def test_submit_and_read_over_real_http(server, database_url):
+    async with httpx.AsyncClient(base_url=server, headers=_auth(database_url)) as client:
+        submitted = await client.post(f"{API}/analyze", json={"type": "test", "data": {}})
+        assert submitted.status_code == 202
+        assert submitted.headers["location"] == submitted.json()["status_url"]
+        status = await client.get(submitted.headers["location"])
+        assert status.json()["status"] == "queued"
+        assert (await client.get("/nope")).json()["error"]["code"] == "not_found"
+
+
+async def _request_head(
+    port: int, headers: list[str]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(("\r\n".join(headers) + "\r\n\r\n").encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def test_declared_oversized_body_is_refused_before_it_is_sent(server, database_url):
+    port = int(server.rsplit(":", 1)[1])
+    head = [
+        f"POST {API}/analyze HTTP/1.1",
+        "Host: 127.0.0.1",
+        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
+        "Content-Type: application/json",
+        f"Content-Length: {100 * LIMIT}",
+    ]
+    reader, writer = await _request_head(port, head)
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        assert status_line.startswith(b"HTTP/1.1 413")
+    finally:
+        writer.close()
+
+
+async def test_streamed_oversized_body_is_refused_without_reading_it_all(server, database_url):
+    """A chunked upload of 256x the limit gets its 413 while most of it is still unsent."""
+    port = int(server.rsplit(":", 1)[1])
+    head = [
+        f"POST {API}/analyze HTTP/1.1",
+        "Host: 127.0.0.1",
+        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
+        "Content-Type: application/json",
+        "Transfer-Encoding: chunked",
+    ]
+    reader, writer = await _request_head(port, head)
+    chunk = b"x" * 8192
+    planned = 256 * LIMIT
+    sent = 0
+    status_line = b""
+    read = asyncio.ensure_future(reader.readline())
+    try:
+        while sent < planned and not read.done():
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+            try:
+                await asyncio.wait_for(writer.drain(), timeout=0.5)
+            except (TimeoutError, ConnectionError):
+                break  # the server stopped reading: it answered or closed
+            await asyncio.sleep(0)
+        status_line = await asyncio.wait_for(read, timeout=5)
+    finally:
+        read.cancel()
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413"), status_line
+    assert sent < planned / 8, f"sent {sent} of {planned} bytes before the answer"
