@@ -1,0 +1,60 @@
+"""The process environment crewai needs, set before crewai is first imported.
+
+crewai writes a key file under the data directory at import (an unwritable HOME crashes the
+import), phones home for telemetry, tracing and version checks (seconds of delay with no
+network) and litellm fetches a price list. This module makes all of that local and quiet.
+It runs when ``workers.crew`` is imported, which every module that imports crewai does first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Final
+
+FORCED: Final = {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+}
+STORAGE_NAME: Final = "bi-engine-crews"
+
+
+def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Quiet, local, writable: returns the variables it set."""
+    env = os.environ if environ is None else environ
+    changed: dict[str, str] = {}
+    for key, value in FORCED.items():
+        if env.get(key) != value:
+            env[key] = changed[key] = value
+    home = env.get("HOME") or ""
+    if not _writable(home):
+        env["HOME"] = changed["HOME"] = _scratch("home")
+    data = env.get("XDG_DATA_HOME") or str(Path(env["HOME"]) / ".local" / "share")
+    if not _writable(data):
+        data = _scratch("data")
+    if env.get("XDG_DATA_HOME") != data:
+        env["XDG_DATA_HOME"] = changed["XDG_DATA_HOME"] = data
+    if not env.get("CREWAI_STORAGE_DIR"):
+        env["CREWAI_STORAGE_DIR"] = changed["CREWAI_STORAGE_DIR"] = STORAGE_NAME
+    return changed
+
+
+def _writable(path: str) -> bool:
+    """Can crewai create its folders here (the folder or its nearest existing parent)?"""
+    if not path:
+        return False
+    candidate = Path(path)
+    while not candidate.exists():
+        if candidate.parent == candidate:
+            return False
+        candidate = candidate.parent
+    return os.access(candidate, os.W_OK | os.X_OK)
+
+
+def _scratch(kind: str) -> str:
+    folder = Path(tempfile.gettempdir()) / f"bi-engine-{os.getuid()}" / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
