@@ -58,18 +58,48 @@ def require_list(data: dict[str, Any], key: str, log: ProblemLog) -> list[Any] |
     return value
 
 
+def per_unique(values: Sequence[Any], fn: Callable[[Any], Any]) -> NDArray[np.object_]:
+    """``fn`` applied to each distinct value only (a million status words are a handful of
+    distinct ones); falls back to every value when they are not all strings."""
+    try:
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+    except TypeError:
+        uniques = None
+    kinds = {type(u) for u in uniques} if uniques is not None else {list}
+    if not (kinds <= {str} or kinds <= {bool}):  # factorize would merge True with 1
+        out = np.empty(len(values), dtype=object)
+        out[:] = [fn(v) for v in values]
+        return out
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:] = [*(fn(u) for u in uniques), fn(None)]
+    return np.asarray(mapped[codes], dtype=object)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+_BAD = "\x00bad"
+
+
 def statuses(
     values: Sequence[Any], locs: Callable[[int], Loc], log: ProblemLog, default: str = "success"
 ) -> NDArray[np.object_]:
     """Normalise status words; missing ones get ``default``; unknown words are problems."""
-    raw = pd.Series(values, dtype=object)
-    lowered = raw.where(raw.map(type) == str).str.strip().str.lower()
-    mapped = lowered.map(STATUS_WORDS)
-    missing = raw.isna().to_numpy()
-    bad = np.flatnonzero(mapped.isna().to_numpy() & ~missing)
+
+    def word(value: Any) -> str:
+        if _missing(value):
+            return default
+        if type(value) is str:
+            return STATUS_WORDS.get(value.strip().lower(), _BAD)
+        return _BAD
+
+    out = per_unique(values, word)
+    bad = np.flatnonzero(out == _BAD)
     for i in bad[:10]:
         log.add(locs(int(i)), f"unknown status {values[int(i)]!r}; use one of {_status_list()}")
-    return np.asarray(mapped.fillna(default).to_numpy(dtype=object), dtype=object)
+    out[bad] = default
+    return out
 
 
 def _status_list() -> str:
@@ -135,7 +165,9 @@ def _parse_strings(values: list[str]) -> FloatArray:
 
 
 def numbers(values: Sequence[Any], locs: Callable[[int], Loc], log: ProblemLog) -> FloatArray:
-    """Optional non-negative-or-not numbers (costs); numeric strings are accepted."""
+    """Optional numbers (costs); numeric strings are accepted."""
+    if all(value is None for value in values):
+        return np.full(len(values), np.nan)
     series = pd.Series(values, dtype=object)
     out = pd.to_numeric(series.where(series.map(type) != bool), errors="coerce")
     arr = np.array(out.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
@@ -146,39 +178,39 @@ def numbers(values: Sequence[Any], locs: Callable[[int], Loc], log: ProblemLog) 
     return arr
 
 
+_FLAGS: dict[Any, float] = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
 def flags(values: Sequence[Any]) -> FloatArray:
     """Optional booleans as 1.0/0.0, NaN when absent ("manual" flags)."""
-    table = {
-        True: 1.0,
-        False: 0.0,
-        "true": 1.0,
-        "false": 0.0,
-        "yes": 1.0,
-        "no": 0.0,
-        1: 1.0,
-        0: 0.0,
-    }
-    out = np.full(len(values), np.nan)
+
+    def flag(value: Any) -> float:
+        if isinstance(value, bool):
+            return 1.0 if value else 0.0
+        if type(value) is int and value in (0, 1):
+            return float(value)
+        return _FLAGS.get(value.strip().lower(), np.nan) if isinstance(value, str) else np.nan
+
     if all(value is None for value in values):
-        return out
-    for i, value in enumerate(values):
-        if value is not None:
-            key = value.strip().lower() if isinstance(value, str) else value
-            out[i] = table.get(key, np.nan) if isinstance(key, str | bool | int) else np.nan
-    return out
+        return np.full(len(values), np.nan)
+    return np.asarray(per_unique(values, flag), dtype=np.float64)
 
 
 def texts(
     values: Sequence[Any], locs: Callable[[int], Loc], log: ProblemLog, what: str
 ) -> list[str]:
     """Required names (step, activity, case id): strings, or numbers spelled as the input does."""
-    out: list[str] = []
-    for i, value in enumerate(values):
+
+    def text(value: Any) -> str:
         if type(value) is str and value.strip():
-            out.append(value)
-        elif is_number(value):
-            out.append(str(value))
-        else:
-            log.add(locs(i), f"{what} is required (a non-empty string)")
-            out.append("")
-    return out
+            return value
+        if is_number(value) and not _missing(value):
+            return str(value)
+        return _BAD
+
+    out = per_unique(values, text)
+    bad = np.flatnonzero(out == _BAD)
+    for i in bad[:10]:
+        log.add(locs(int(i)), f"{what} is required (a non-empty string)")
+    out[bad] = ""
+    return list(out)

@@ -35,17 +35,14 @@ class ProcessLog:
 
 
 def _columns(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
-    frame = pd.DataFrame.from_records(rows, columns=list(keys)) if rows else None
-    if frame is None:
-        return {key: [] for key in keys}
-    return {key: frame[key].astype(object).where(frame[key].notna(), None).tolist() for key in keys}
+    return {key: [row.get(key) for row in rows] for key in keys}
 
 
 def from_runs(runs: list[Any], log: ProblemLog) -> ProcessLog:
     """``{"runs": [{"run_id", "started_at", "finished_at", "status", "steps": [...]}]}``."""
-    flat: list[dict[str, Any]] = []
-    owner: list[int] = []
-    position: list[int] = []
+    flat: list[Any] = []
+    owners: list[int] = []
+    counts: list[int] = []
     for ri, run in enumerate(runs):
         steps = run.get("steps") if isinstance(run, dict) else None
         if not isinstance(run, dict):
@@ -53,25 +50,25 @@ def from_runs(runs: list[Any], log: ProblemLog) -> ProcessLog:
         elif not isinstance(steps, list):
             log.add(("data", "runs", ri, "steps"), "must be a list of steps")
         else:
-            for si, step in enumerate(steps):
-                if isinstance(step, dict):
-                    flat.append(step)
-                    owner.append(ri)
-                    position.append(si)
-                else:
-                    log.add(("data", "runs", ri, "steps", si), "must be an object")
+            flat.extend(steps)
+            owners.append(ri)
+            counts.append(len(steps))
+    owner = np.repeat(np.asarray(owners, dtype=np.int64), counts)
+    first = np.repeat(np.cumsum([0, *counts[:-1]]), counts).astype(np.int64)
+    position = np.arange(len(flat), dtype=np.int64) - first
+    for i in [i for i, step in enumerate(flat) if type(step) is not dict][:10]:
+        log.add(("data", "runs", int(owner[i]), "steps", int(position[i])), "must be an object")
+    rows = [step if type(step) is dict else {} for step in flat]
     good = [run if isinstance(run, dict) else {} for run in runs]
     cases = _run_cases(good, log)
-    cols = _columns(
-        flat, ("name", "started_at", "finished_at", "status", "manual", "cost", "error")
-    )
+    cols = _columns(rows, ("name", "started_at", "finished_at", "status", "manual", "cost", "error"))
 
     def loc(key: str) -> Callable[[int], Loc]:
-        return lambda i: ("data", "runs", owner[i], "steps", position[i], key)
+        return lambda i: ("data", "runs", int(owner[i]), "steps", int(position[i]), key)
 
     steps = pd.DataFrame(
         {
-            "case": np.asarray(owner, dtype=np.int64),
+            "case": owner,
             "step": common.texts(cols["name"], loc("name"), log, "the step name"),
             "start": common.times(cols["started_at"], loc("started_at"), log, required=True),
             "end": common.times(cols["finished_at"], loc("finished_at"), log, required=False),
