@@ -40,11 +40,22 @@ def process_data(step_rows: int, seed: int = 1) -> dict[str, Any]:
     failed = (rng.random((runs, len(STEPS))) < 0.05).tolist()
     return {
         "runs": [
-            {"run_id": f"R{r}", "started_at": s_txt[r][0], "finished_at": e_txt[r][-1],
-             "status": "failed" if any(failed[r]) else "completed",
-             "steps": [{"name": STEPS[k], "started_at": s_txt[r][k], "finished_at": e_txt[r][k],
-                        "status": "failed" if failed[r][k] else "completed", "manual": k in (1, 4)}
-                       for k in range(len(STEPS))]}
+            {
+                "run_id": f"R{r}",
+                "started_at": s_txt[r][0],
+                "finished_at": e_txt[r][-1],
+                "status": "failed" if any(failed[r]) else "completed",
+                "steps": [
+                    {
+                        "name": STEPS[k],
+                        "started_at": s_txt[r][k],
+                        "finished_at": e_txt[r][k],
+                        "status": "failed" if failed[r][k] else "completed",
+                        "manual": k in (1, 4),
+                    }
+                    for k in range(len(STEPS))
+                ],
+            }
             for r in range(runs)
         ],
         "costs": {"hourly_rate": 45},
@@ -53,12 +64,26 @@ def process_data(step_rows: int, seed: int = 1) -> dict[str, Any]:
 
 def series_data(count: int, points: int, seed: int = 2) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    dates = np.datetime_as_string(np.arange(np.datetime64("2023-01-01"), np.datetime64("2023-01-01") + points)).tolist()
+    dates = np.datetime_as_string(
+        np.arange(np.datetime64("2023-01-01"), np.datetime64("2023-01-01") + points)
+    ).tolist()
     weekly = np.tile([1.0, 1.0, 1.05, 1.1, 1.2, 0.9, 0.75], points // 7 + 1)[:points]
     out = []
     for i in range(count):
-        level = 1000 * (1 + 0.3 * np.arange(points) / points) * weekly * (1 + rng.normal(0, 0.05, points))
-        out.append({"name": f"kpi_{i}", "points": [{"t": t, "v": round(float(v), 2)} for t, v in zip(dates, level, strict=True)]})
+        level = (
+            1000
+            * (1 + 0.3 * np.arange(points) / points)
+            * weekly
+            * (1 + rng.normal(0, 0.05, points))
+        )
+        out.append(
+            {
+                "name": f"kpi_{i}",
+                "points": [
+                    {"t": t, "v": round(float(v), 2)} for t, v in zip(dates, level, strict=True)
+                ],
+            }
+        )
     return {"series": out}
 
 
@@ -75,7 +100,9 @@ def run_baseline(kind: str, data: dict[str, Any]) -> None:
 
     if kind == "process":
         steps = [step for run in data["runs"] for step in run["steps"]]
-        frame = pd.DataFrame.from_records(steps, columns=["name", "started_at", "finished_at", "status"])
+        frame = pd.DataFrame.from_records(
+            steps, columns=["name", "started_at", "finished_at", "status"]
+        )
         start = pd.to_datetime(frame["started_at"], utc=True, format="ISO8601")
         end = pd.to_datetime(frame["finished_at"], utc=True, format="ISO8601")
         frame["seconds"] = (end - start).dt.total_seconds()
@@ -106,7 +133,10 @@ def child(kind: str, size: int, mode: str) -> None:
 def measure(kind: str, size: int, mode: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(size), mode],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -115,7 +145,9 @@ def measure(kind: str, size: int, mode: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 1M-row process size")
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "SIZE", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("KIND", "SIZE", "MODE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), args.child[2])
@@ -123,15 +155,26 @@ def main() -> None:
     sizes = [("process", 10_000), ("process", 100_000)]
     sizes += [] if args.quick else [("process", 1_000_000)]
     sizes += [("series", 100_000)]
-    header = f"{'workload':<34}{'analytics s':>12}{'peak MB':>9}{'baseline s':>12}{'peak MB':>9}{'time x':>8}"
+    columns = ("analytics s", "peak MB", "baseline s", "peak MB", "time x")
+    widths = (12, 9, 12, 9, 8)
+    header = f"{'workload':<34}" + "".join(
+        f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)
+    )
     print(header)
     print("-" * len(header))
     for kind, size in sizes:
         ours = measure(kind, size, "analytics")
         base = measure(kind, size, "baseline")
-        label = f"process, {size:,} step rows" if kind == "process" else "trend, 100 series x 1,000 points"
-        print(f"{label:<34}{ours['seconds']:>12.2f}{ours['peak_mb']:>9.0f}"
-              f"{base['seconds']:>12.2f}{base['peak_mb']:>9.0f}{ours['seconds'] / base['seconds']:>8.1f}")
+        label = (
+            f"process, {size:,} step rows"
+            if kind == "process"
+            else "trend, 100 series x 1,000 points"
+        )
+        ratio = ours["seconds"] / base["seconds"]
+        print(
+            f"{label:<34}{ours['seconds']:>12.2f}{ours['peak_mb']:>9.0f}"
+            f"{base['seconds']:>12.2f}{base['peak_mb']:>9.0f}{ratio:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

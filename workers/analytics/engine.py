@@ -74,8 +74,10 @@ def rank_findings(findings: list[Finding], focus: Sequence[str] = ()) -> list[Fi
 
 def rank_kpis(items: list[KPI], focus: Sequence[str] = ()) -> list[KPI]:
     """Focus metrics first, otherwise the order the analyses produced (stable)."""
-    seen: set[str] = set()
-    unique = [k for k in items if not (k.name in seen or seen.add(k.name))]
+    first: dict[str, KPI] = {}
+    for item in items:
+        first.setdefault(item.name, item)
+    unique = list(first.values())
     return sorted(unique, key=lambda k: not _focused(k.name, focus)) if focus else unique
 
 

@@ -47,7 +47,7 @@ def recommendations(findings: list[Finding]) -> list[Recommendation]:
 
 def roadmap(recs: list[Recommendation]) -> list[RoadmapPhase]:
     """Quick wins first, then process changes, then larger projects; priority order inside."""
-    phases = []
+    phases: list[RoadmapPhase] = []
     for effort in ("low", "medium", "high"):
         items = [r.title for r in recs if r.effort == effort]
         if items:
@@ -106,7 +106,7 @@ def _bottleneck(f: Finding) -> Draft:
 
 def _hotspot(f: Finding) -> Draft:
     ev = f.evidence
-    avoided = int(round(int(ev.get("failures", 0)) * FAILURE_REDUCTION))
+    avoided = round(int(ev.get("failures", 0)) * FAILURE_REDUCTION)
     errors = ev.get("top_errors") or []
     cause = f" The most frequent error: {errors[0]}." if errors else ""
     return {

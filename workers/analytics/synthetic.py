@@ -7,6 +7,7 @@ the analytics find exactly that, with the right subject.
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,7 +161,7 @@ def n8n_executions(
         ],
         "connections": {
             a[0]: {"main": [[{"node": b[0], "type": "main", "index": 0}]]}
-            for a, b in zip(N8N_NODES[:-1], N8N_NODES[1:], strict=True)
+            for a, b in itertools.pairwise(N8N_NODES)
         },
     }
     out = []

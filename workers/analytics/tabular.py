@@ -72,7 +72,7 @@ def classify(name: str, series: pd.Series) -> Column:
         values = np.where(np.isinf(values), np.nan, values)
         return _numeric(name, values, np.isnan(values), ["number"], [])
     obj = series.astype(object)
-    text = obj.where(obj.map(type) == str)
+    text = obj.where(obj.map(lambda v: isinstance(v, str)))
     missing = (obj.isna() | text.str.strip().str.lower().isin(MISSING_TOKENS)).to_numpy()
     present = obj[~missing]
     if present.empty:
@@ -430,7 +430,8 @@ def segments(columns: list[Column]) -> list[Finding]:
 
 
 def _kruskal(cat: Column, col: Column) -> dict[str, Any] | None:
-    assert cat.labels is not None and col.values is not None
+    assert cat.labels is not None
+    assert col.values is not None
     ok = ~np.isnan(col.values) & cat.labels.notna().to_numpy()
     frame = pd.DataFrame({"g": cat.labels.to_numpy()[ok], "x": col.values[ok]})
     sizes = frame["g"].value_counts()

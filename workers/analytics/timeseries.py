@@ -5,6 +5,7 @@ on the residuals and a short forecast with a 95% interval.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,7 +130,7 @@ def regularize(t: FloatArray, v: FloatArray) -> Grid:
         return Grid(t, v, observed, DAY, False)
     ratio = deltas / step
     exact = np.abs(ratio - np.round(ratio)) < 0.01
-    size = int(round((t[-1] - t[0]) / step)) + 1
+    size = round((t[-1] - t[0]) / step) + 1
     if exact.mean() >= 0.95 and size <= 3 * n and size <= 500_000:
         index = np.round((t - t[0]) / step).astype(np.int64)
         values = np.full(size, np.nan)
@@ -370,7 +371,7 @@ def _describe_break(grid: Grid, k: int, f_stat: float, shift: float) -> dict[str
 def _piecewise_fit(y: FloatArray, breaks: list[int]) -> FloatArray:
     fitted = np.empty_like(y)
     bounds = [0, *breaks, y.size]
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         x = np.arange(hi - lo, dtype=np.float64)
         if hi - lo >= 3:
             fitted[lo:hi] = _robust_line(x, y[lo:hi])

@@ -26,7 +26,9 @@ def sample_reports() -> dict[str, AnalyticsReport]:
     out = {}
     for path in sorted(SAMPLES.glob("*.json")):
         body = json.loads(path.read_text())
-        out[path.name] = analyze(body["type"], body["data"], metrics_focus=body.get("metrics_focus"))
+        out[path.name] = analyze(
+            body["type"], body["data"], metrics_focus=body.get("metrics_focus")
+        )
     return out
 
 
@@ -59,26 +61,31 @@ def _walk(value: Any, key: str = "") -> list[tuple[str, Any]]:
     return [(key, value)]
 
 
-def test_output_is_strict_json_and_follows_the_unit_rules(sample_reports: dict[str, AnalyticsReport]) -> None:
+def test_output_is_strict_json_and_follows_the_unit_rules(
+    sample_reports: dict[str, AnalyticsReport],
+) -> None:
     for report in sample_reports.values():
         as_json(report)
         for finding in report.analysis.findings:
             assert 0 <= finding.confidence <= 1
             for key, value in _walk(finding.evidence):
                 assert value is None or isinstance(value, str | int | float | bool)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    if key.endswith("_rate") or key.startswith("share") or "share" in key:
-                        assert 0 <= value <= 1, (finding.kind, key, value)
+                fraction_key = key.endswith("_rate") or "share" in key
+                if fraction_key and isinstance(value, int | float) and not isinstance(value, bool):
+                    assert 0 <= value <= 1, (finding.kind, key, value)
                 if key == "date":
                     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}(T[\d:]+Z)?", value)
         for kpi in report.analysis.kpis:
             if kpi.name.endswith("_rate") and kpi.value is not None:
-                assert 0 <= kpi.value <= 1 and kpi.unit == "ratio"
+                assert 0 <= kpi.value <= 1
+                assert kpi.unit == "ratio"
             if kpi.name.endswith("_pct"):
                 assert kpi.unit == "%"
 
 
-def test_findings_are_ranked_and_recommendations_numbered(sample_reports: dict[str, AnalyticsReport]) -> None:
+def test_findings_are_ranked_and_recommendations_numbered(
+    sample_reports: dict[str, AnalyticsReport],
+) -> None:
     for report in sample_reports.values():
         ranks = [SEVERITIES.index(f.severity) for f in report.analysis.findings]
         assert ranks == sorted(ranks)
@@ -86,13 +93,23 @@ def test_findings_are_ranked_and_recommendations_numbered(sample_reports: dict[s
         assert [r.priority for r in recs] == list(range(1, len(recs) + 1))
         items = [item for phase in report.analysis.roadmap for item in phase.items]
         assert sorted(items) == sorted(r.title for r in recs)
-        assert [p.phase for p in report.analysis.roadmap] == list(range(1, len(report.analysis.roadmap) + 1))
+        assert [p.phase for p in report.analysis.roadmap] == list(
+            range(1, len(report.analysis.roadmap) + 1)
+        )
 
 
-def test_numbers_in_recommendation_text_come_from_the_analysis(sample_reports: dict[str, AnalyticsReport]) -> None:
+def test_numbers_in_recommendation_text_come_from_the_analysis(
+    sample_reports: dict[str, AnalyticsReport],
+) -> None:
     for report in sample_reports.values():
-        known = {_norm(v) for _, v in _walk(report.model_dump(mode="json")["analysis"]) if _is_num(v)}
-        known |= {_norm(v * 100) for _, v in _walk(report.model_dump(mode="json")["analysis"]) if _is_num(v)}
+        known = {
+            _norm(v) for _, v in _walk(report.model_dump(mode="json")["analysis"]) if _is_num(v)
+        }
+        known |= {
+            _norm(v * 100)
+            for _, v in _walk(report.model_dump(mode="json")["analysis"])
+            if _is_num(v)
+        }
         known |= {
             _norm(float(t))
             for _, v in _walk(report.model_dump(mode="json")["analysis"]["findings"])
@@ -102,7 +119,22 @@ def test_numbers_in_recommendation_text_come_from_the_analysis(sample_reports: d
         for rec in report.analysis.recommendations:
             text = re.sub(r"\d{4}-\d{2}-\d{2}", " ", f"{rec.title} {rec.detail} {rec.impact}")
             for token in re.findall(r"-?\d+(?:\.\d+)?", text):
-                if re.fullmatch(r"\d{4}", token) or token in {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "30", "50"}:
+                if re.fullmatch(r"\d{4}", token) or token in {
+                    "0",
+                    "1",
+                    "2",
+                    "3",
+                    "4",
+                    "5",
+                    "6",
+                    "7",
+                    "8",
+                    "9",
+                    "10",
+                    "12",
+                    "30",
+                    "50",
+                }:
                     continue
                 assert _norm(float(token)) in known, (rec.title, token)
 
@@ -129,7 +161,8 @@ def test_metrics_focus_moves_matching_kpis_first() -> None:
 
 def test_summary_is_left_for_the_narrator() -> None:
     report = analyze("custom_analysis", {"metrics": {"sales": 1, "costs": 2}})
-    assert report.analysis.summary.headline == "" and report.dataset == "metrics"
+    assert report.analysis.summary.headline == ""
+    assert report.dataset == "metrics"
 
 
 def test_analytics_never_import_llm_or_other_worker_code() -> None:

@@ -115,7 +115,8 @@ def test_row_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_events_and_runs_give_the_same_steps() -> None:
     events = synthetic.events_log(runs=40, seed=5)
     dataset = ingest.load("process_analysis", events)
-    assert dataset.process is not None and dataset.process.source == "events"
+    assert dataset.process is not None
+    assert dataset.process.source == "events"
     assert len(dataset.process.cases) == 40
     assert set(dataset.process.steps["step"]) >= {"Manager approval", "Data entry"}
 
@@ -150,7 +151,8 @@ def test_n8n_legacy_execution_without_status_uses_finished() -> None:
 
 def test_csv_with_semicolons_and_records_with_time_field() -> None:
     dataset = ingest.load("data_interpretation", {"csv": "a;b\n1;x\n2;y\n"})
-    assert dataset.table is not None and list(dataset.table.frame.columns) == ["a", "b"]
+    assert dataset.table is not None
+    assert list(dataset.table.frame.columns) == ["a", "b"]
     records = [
         {"date": "2026-01-01", "sales": 5, "costs": 2},
         {"date": "2026-01-01", "sales": 3},
@@ -173,7 +175,9 @@ def test_custom_analysis_detects_every_format() -> None:
     assert ingest.detect("custom_analysis", data) == ["runs", "records", "metrics"]
     report = analyze("custom_analysis", data)
     assert report.dataset == "runs+records+metrics"
-    assert "process" in report.facts and "table" in report.facts and "metrics" in report.facts
+    assert "process" in report.facts
+    assert "table" in report.facts
+    assert "metrics" in report.facts
 
 
 def test_epoch_numbers_seconds_and_milliseconds() -> None:

@@ -18,7 +18,8 @@ def test_sales_and_costs_give_profit_3000_and_margin_30_percent() -> None:
     report = analyze("custom_analysis", {"metrics": {"sales": 10000, "costs": 7000}})
     assert kpi_value(report, "profit") == 3000
     margin = _kpi(report, "margin_pct")
-    assert margin.value == 30.0 and margin.unit == "%"
+    assert margin.value == 30.0
+    assert margin.unit == "%"
     assert margin.formula == "(sales - costs) / sales * 100"
     assert kpi_value(report, "cost_ratio_pct") == 70.0
     assert kpi_value(report, "roi_pct") == pytest.approx(42.9)
@@ -62,7 +63,8 @@ def test_italian_names_and_growth_against_previous_period() -> None:
 def test_zero_denominators_are_skipped_not_infinite() -> None:
     report = analyze("custom_analysis", {"metrics": {"sales": 0, "costs": 10, "orders": 0}})
     names = {k.name for k in report.analysis.kpis}
-    assert "margin_pct" not in names and "average_order_value" not in names
+    assert "margin_pct" not in names
+    assert "average_order_value" not in names
     assert kpi_value(report, "profit") == -10
 
 

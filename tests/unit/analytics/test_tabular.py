@@ -67,9 +67,8 @@ def test_data_quality_missing_duplicates_constant_and_mixed() -> None:
     assert ("city", "constant") in quality
     assert ("score", "mixed_types") in quality
     missing = next(f for f in of_kind(report, "data_quality") if f.subject == "note")
-    assert missing.evidence["missing"] == 8 and missing.evidence["missing_rate"] == pytest.approx(
-        8 / 41, abs=0.001
-    )
+    assert missing.evidence["missing"] == 8
+    assert missing.evidence["missing_rate"] == pytest.approx(8 / 41, abs=0.001)
     assert kpi_value(report, "duplicate_rows") == 1
 
 
@@ -79,7 +78,8 @@ def test_segment_driver_names_the_group_that_differs() -> None:
         f for f in of_kind(report, "correlation") if f.evidence.get("method") == "kruskal_wallis"
     ]
     revenue = next(f for f in drivers if f.evidence["measure"] == "revenue")
-    assert revenue.subject == "segment" and revenue.evidence["with"] == "revenue"
+    assert revenue.subject == "segment"
+    assert revenue.evidence["with"] == "revenue"
     assert revenue.evidence["top_group"] == "Enterprise"
     assert all(f.evidence["segment"] != "region" for f in drivers)  # region is noise
 

@@ -26,7 +26,8 @@ def test_series_growing_15_percent_is_an_upward_trend_of_15_percent() -> None:
 def test_declining_series_is_a_downward_trend() -> None:
     data = synthetic.daily_series(growth=-0.3, weekly=False, shift_on=None, name="margin")
     (trend,) = of_kind(analyze("trend_analysis", data), "trend")
-    assert trend.subject == "margin" and trend.evidence["direction"] == "down"
+    assert trend.subject == "margin"
+    assert trend.evidence["direction"] == "down"
     assert trend.evidence["change_pct"] == pytest.approx(-30, abs=3)
     assert trend.severity == "high"
 
@@ -35,7 +36,7 @@ def test_level_shift_is_dated() -> None:
     data = synthetic.daily_series(growth=0.0, weekly=False, shift_on="2026-03-10", shift=0.2)
     (cp,) = of_kind(analyze("trend_analysis", data), "changepoint")
     assert cp.subject == "revenue"
-    assert abs((_day(cp.evidence["date"]) - _day("2026-03-10"))) <= 3
+    assert abs(_day(cp.evidence["date"]) - _day("2026-03-10")) <= 3
     assert cp.evidence["mean_after"] / cp.evidence["mean_before"] == pytest.approx(1.2, abs=0.03)
     assert cp.severity == "high"
 
@@ -46,7 +47,8 @@ def test_weekly_seasonality_in_daily_data_has_period_7() -> None:
     (season,) = of_kind(report, "seasonality")
     assert season.evidence["period"] == 7
     assert season.evidence["strength"] > 0.8
-    assert season.evidence["peak"] == "Saturday" and season.evidence["trough"] == "Sunday"
+    assert season.evidence["peak"] == "Saturday"
+    assert season.evidence["trough"] == "Sunday"
     assert of_kind(report, "changepoint") == []
 
 
@@ -70,7 +72,9 @@ def test_white_noise_has_no_severe_trend_and_no_changepoint(seed: int) -> None:
 
 def test_spike_is_an_anomaly_at_its_date() -> None:
     data = synthetic.daily_series(growth=0.1, shift_on=None)
-    before = {p for f in of_kind(analyze("trend_analysis", data), "anomaly") for p in f.evidence["points"]}
+    before = {
+        p for f in of_kind(analyze("trend_analysis", data), "anomaly") for p in f.evidence["points"]
+    }
     data["series"][0]["points"][100]["v"] *= 3
     (found,) = of_kind(analyze("trend_analysis", data), "anomaly")
     assert set(found.evidence["points"]) - before == {data["series"][0]["points"][100]["t"]}
@@ -112,7 +116,8 @@ def test_short_and_constant_series_do_not_crash() -> None:
     for values in ([5.0], [1.0, 2.0], [3.0] * 40):
         points = [{"t": 1_767_225_600 + i * 86_400, "v": v} for i, v in enumerate(values)]
         report = analyze("trend_analysis", {"series": [{"name": "x", "points": points}]})
-        assert of_kind(report, "trend") == [] and of_kind(report, "changepoint") == []
+        assert of_kind(report, "trend") == []
+        assert of_kind(report, "changepoint") == []
         as_json(report)
 
 

@@ -26,13 +26,15 @@ def test_every_tool_answers_json_for_process_data() -> None:
 def test_module_functions_and_kpi_calculator() -> None:
     answer = toolkit.kpi_calculator({"metrics": {"sales": 10000, "costs": 7000}})
     margin = next(k for k in answer["kpis"] if k["name"] == "margin_pct")
-    assert margin["value"] == 30.0 and margin["formula"] == "(sales - costs) / sales * 100"
+    assert margin["value"] == 30.0
+    assert margin["formula"] == "(sales - costs) / sales * 100"
     series = toolkit.trend_identifier(synthetic.daily_series(), "trend_analysis")
     assert {f["kind"] for f in series["findings"]} >= {"trend", "seasonality", "changepoint"}
     table = toolkit.data_analyzer(synthetic.correlated_records(rows=60), "data_interpretation")
     assert table["findings"][0]["subject"] == "ad_spend"
     processed = toolkit.data_processor(synthetic.correlated_records(rows=60))
-    assert processed["rows"] == 60 and processed["formats"] == ["records"]
+    assert processed["rows"] == 60
+    assert processed["formats"] == ["records"]
 
 
 def test_invalid_data_is_answered_not_raised() -> None:

@@ -116,8 +116,11 @@ def _parse(key: str, data: dict[str, Any], dataset: Dataset, log: ProblemLog) ->
 
 
 def _process(key: str, items: list[Any], log: ProblemLog) -> ProcessLog:
-    parse = {"runs": process.from_runs, "events": process.from_events,
-             "n8n_executions": process.from_n8n}[key]
+    parse = {
+        "runs": process.from_runs,
+        "events": process.from_events,
+        "n8n_executions": process.from_n8n,
+    }[key]
     parsed = parse(items, log)
     if parsed.steps.empty and not log:
         log.add(("data", key), "holds no step executions to analyse")

@@ -169,7 +169,7 @@ def numbers(values: Sequence[Any], locs: Callable[[int], Loc], log: ProblemLog) 
     if all(value is None for value in values):
         return np.full(len(values), np.nan)
     series = pd.Series(values, dtype=object)
-    out = pd.to_numeric(series.where(series.map(type) != bool), errors="coerce")
+    out = pd.to_numeric(series.where(~series.map(lambda v: isinstance(v, bool))), errors="coerce")
     arr = np.array(out.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     bad = np.flatnonzero(np.isnan(arr) & series.notna().to_numpy() | np.isinf(arr))
     for i in bad[:10]:

@@ -61,7 +61,9 @@ def from_runs(runs: list[Any], log: ProblemLog) -> ProcessLog:
     rows = [step if type(step) is dict else {} for step in flat]
     good = [run if isinstance(run, dict) else {} for run in runs]
     cases = _run_cases(good, log)
-    cols = _columns(rows, ("name", "started_at", "finished_at", "status", "manual", "cost", "error"))
+    cols = _columns(
+        rows, ("name", "started_at", "finished_at", "status", "manual", "cost", "error")
+    )
 
     def loc(key: str) -> Callable[[int], Loc]:
         return lambda i: ("data", "runs", int(owner[i]), "steps", int(position[i]), key)
@@ -234,7 +236,7 @@ def _node_tasks(
         status = task.get("executionStatus") or ("error" if error else "success")
         rows["case"].append(case)
         rows["step"].append(node)
-        rows["start"].append(float(start))
+        rows["start"].append(float(start))  # type: ignore[arg-type]  # checked by is_number
         rows["ms"].append(np.nan if ms is None else float(ms))
         rows["status"].append(status)
         rows["error"].append(_error_text(error))

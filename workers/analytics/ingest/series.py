@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from workers.analytics.errors import ProblemLog
+from workers.analytics.errors import Loc, ProblemLog
 from workers.analytics.ingest import common
 
 FloatArray = NDArray[np.float64]
@@ -77,7 +78,7 @@ def _merge(t: FloatArray, v: FloatArray, how: str) -> tuple[FloatArray, FloatArr
 
 
 def from_records(data: dict[str, Any], records: list[Any], log: ProblemLog) -> list[Series]:
-    """Records with ``time_field`` and ``value_fields``: one series per value field, summed per time.
+    """Records with ``time_field`` and ``value_fields``: a series per value field, summed per time.
 
     Summing suits the usual input (transactions or daily rows); without ``value_fields`` every
     numeric field becomes a series.
@@ -101,9 +102,13 @@ def from_records(data: dict[str, Any], records: list[Any], log: ProblemLog) -> l
     out = []
     for name in fields:
         raw = frame[name].astype(object).where(frame[name].notna(), None).tolist()
-        v = common.numbers(raw, lambda i, n=name: ("data", "records", i, n), log)
+        v = common.numbers(raw, _record_loc(name), log)
         out.append(Series(name, *_merge(t, v, how="sum")))
     return out
+
+
+def _record_loc(name: str) -> Callable[[int], Loc]:
+    return lambda i: ("data", "records", i, name)
 
 
 def _value_fields(
