@@ -24,6 +24,7 @@ import procrastinate
 import psycopg
 import psycopg_pool
 from procrastinate import worker as procrastinate_worker
+from psycopg.rows import dict_row
 
 from bi_engine import constants, queue
 from bi_engine.db.connection import connect_kwargs
@@ -39,13 +40,13 @@ DEFAULT_SHUTDOWN_GRACE_S: Final = 8.0
 FETCH_POLL_S: Final = 1.0
 """Upper bound on how late a retry whose backoff has passed is picked up."""
 
-# Offline, quiet crewai/litellm in the worker (see docs: crewai writes under HOME at import)
+# Offline, quiet crewai/litellm in the worker (crewai writes under HOME at import);
+# workers.crew completes this (storage folder) before it imports crewai.
 CREWAI_ENVIRONMENT: Final = {
     "CREWAI_DISABLE_TELEMETRY": "true",
     "CREWAI_DISABLE_VERSION_CHECK": "true",
     "CREWAI_TRACING_ENABLED": "false",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    "CREWAI_STORAGE_DIR": "bi-engine-worker",
 }
 # procrastinate's own line per job outcome; the pipeline writes one line per state change
 _QUIET_ACTIONS: Final = frozenset(
@@ -82,7 +83,7 @@ def maintenance_schedule(settings: Settings) -> tuple[tuple[str, Any, str], ...]
         (
             TASK_PROMOTE_STARVED,
             tasks.promote_starved,
-            every(min(15.0, settings.starvation_after_s / 4)),
+            every(min(5.0, settings.starvation_after_s / 4)),
         ),
         (TASK_PRUNE, tasks.prune, "17 * * * *"),
     )
@@ -104,11 +105,14 @@ def build_app(settings: Settings) -> procrastinate.App:
 
 
 def make_pool(settings: Settings, size: int) -> psycopg_pool.AsyncConnectionPool[Any]:
-    """Autocommit connections: procrastinate's calls are single statements (one round trip
-    each); the pipeline opens explicit transactions where it needs them."""
+    """Autocommit connections with dict rows: procrastinate's calls are single statements
+    (one round trip each); the pipeline opens explicit transactions where it needs them."""
     return psycopg_pool.AsyncConnectionPool(
         settings.require_database_url(),
-        kwargs=connect_kwargs(settings.db_schema, application_name="bi-engine-worker"),
+        kwargs={
+            **connect_kwargs(settings.db_schema, application_name="bi-engine-worker"),
+            "row_factory": dict_row,
+        },
         configure=_autocommit,
         min_size=size,
         max_size=size,

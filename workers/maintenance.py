@@ -42,6 +42,11 @@ class Recovery:
     cancelled: list[str] = field(default_factory=list)
     closed: list[int] = field(default_factory=list)
     """procrastinate jobs ended without a new run (finished analyses, maintenance ticks)."""
+    orphans: list[str] = field(default_factory=list)
+    """analyses found waiting or running without any queue job, queued again or failed."""
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.failed or self.cancelled or self.closed)
 
 
 async def recover_stalled(
@@ -58,13 +63,20 @@ async def recover_stalled(
         stalled = await job_runs.stalled_jobs(conn, stalled_after_s=settings.stalled_after_s)
         for job in stalled:
             await _recover(app, conn, job, report, max_attempts, on_terminal)
-    if stalled:
+    async with pool.connection() as conn, conn.transaction():
+        found = await job_runs.orphans(
+            conn, task_name=constants.TASK_RUN_ANALYSIS, grace_s=settings.stalled_after_s
+        )
+        for analysis in found:
+            await _adopt(app, conn, analysis, report, max_attempts, on_terminal)
+    if report:
         log.info(
             "stalled_jobs_recovered",
             requeued=report.requeued,
             failed=report.failed,
             cancelled=report.cancelled,
             closed=report.closed,
+            orphans=report.orphans,
         )
     return report
 
@@ -122,6 +134,43 @@ async def _recover_analysis(
         await _settle(conn, analysis, retry, on_terminal)
     await job_runs.finish_queue_job(conn, job["id"], "failed")
     new_id = await _defer_again(app, conn, job)
+    await job_runs.set_queue_job_id(conn, analysis["id"], new_id)
+    report.requeued.append(str(analysis["id"]))
+
+
+async def _adopt(
+    app: procrastinate.App,
+    conn: psycopg.AsyncConnection[Any],
+    analysis: job_runs.Row,
+    report: Recovery,
+    max_attempts: int,
+    on_terminal: progress.OnTerminal | None,
+) -> None:
+    """An analysis left without a queue job: queue it again, or end it when that is futile."""
+    report.orphans.append(str(analysis["id"]))
+    if analysis["abort_requested_at"] is not None:
+        await _settle(conn, analysis, progress.cancelled(), on_terminal)
+        report.cancelled.append(str(analysis["id"]))
+        return
+    if analysis["attempts"] >= max_attempts or analysis["queue_jobs"] >= 2 * max_attempts:
+        message = "The analysis could not be run again after an internal problem."
+        await _settle(conn, analysis, progress.failed("internal_error", message), on_terminal)
+        report.failed.append(str(analysis["id"]))
+        return
+    if analysis["status"] == "running":
+        retry = progress.retrying(analysis["attempts"], 0.0, WORKER_LOST, handed_back=True)
+        await _settle(conn, analysis, retry, on_terminal)
+    new_id = await _defer_again(
+        app,
+        conn,
+        {
+            "task_name": constants.TASK_RUN_ANALYSIS,
+            "queue_name": constants.QUEUE_ANALYSES,
+            "priority": constants.PROCRASTINATE_PRIORITY[analysis["priority"]],
+            "lock": None,
+            "args": {"job_id": str(analysis["id"])},
+        },
+    )
     await job_runs.set_queue_job_id(conn, analysis["id"], new_id)
     report.requeued.append(str(analysis["id"]))
 

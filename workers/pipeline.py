@@ -125,9 +125,9 @@ class _Attempt:
         if self.row["abort_requested_at"] is not None:
             return await self._end(progress.cancelled(), "cancelled")
         try:
-            runner = self.deps.registry.get(self.row["type"])
-        except retry.UnsupportedType as exc:
-            return await self._failed(retry.classify(exc))
+            runner = await self.deps.registry.resolve(self.row["type"])
+        except Exception as exc:  # unsupported type, or an extension that failed to load
+            return await self._failed(self._classified(exc))
         return await self._supervise(runner)
 
     async def _supervise(self, runner: AnalysisRunner) -> Outcome:
@@ -152,11 +152,14 @@ class _Attempt:
         if isinstance(exc, progress.AttemptLost):
             return self._superseded()
         if exc is not None:
-            classified = retry.classify(exc)
-            if classified.is_bug:
-                log.error("job_internal_error", job_id=str(self.job_id), exc_info=exc)
-            return await self._failed(classified)
+            return await self._failed(self._classified(exc))
         return await self._completed(task.result())
+
+    def _classified(self, exc: BaseException) -> retry.Classified:
+        classified = retry.classify(exc)
+        if classified.is_bug:
+            log.error("job_internal_error", job_id=str(self.job_id), exc_info=exc)
+        return classified
 
     # --------------------------------------------------------------- supervision
 

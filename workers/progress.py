@@ -51,6 +51,14 @@ class AttemptLost(Exception):
     """Another attempt owns this analysis now; this one must stop without writing."""
 
 
+class _HookFailed(Exception):
+    """The on_terminal hook raised: the transaction rolled back."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """A state change of the attempt: the fenced UPDATE and the event that announces it."""
@@ -147,6 +155,7 @@ class ProgressReporter:
         """Write everything pending plus ``change`` in one transaction; None if not the owner.
 
         Retried on connection errors: a state change must not be lost to a database blip.
+        A failing ``on_terminal`` hook is logged and the change written without it.
         """
         self._closed = True
         self._cancel_timer()
@@ -160,6 +169,9 @@ class ProgressReporter:
                 log.warning("state_write_retry", job_id=str(self.job_id), error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
+            except _HookFailed as exc:
+                log.error("terminal_hook_failed", job_id=str(self.job_id), exc_info=exc.error)
+                self._on_terminal = None
         return None  # pragma: no cover - the loop returns or raises
 
     async def close(self) -> None:
@@ -238,10 +250,21 @@ class ProgressReporter:
             if events:
                 await event_log.append(conn, self.job_id, events)
             if change is not None and change.terminal and self._on_terminal is not None:
-                await self._on_terminal(conn, row, change.kind)
+                await self._run_hook(conn, row, change.kind)
         self.flushes += 1
         self._fence = job_runs.Fence(self.attempt, started=True)
         return row
+
+    async def _run_hook(
+        self, conn: psycopg.AsyncConnection[Any], row: job_runs.Row, kind: str
+    ) -> None:
+        assert self._on_terminal is not None
+        try:
+            await self._on_terminal(conn, row, kind)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
+            raise
+        except Exception as exc:
+            raise _HookFailed(exc) from exc
 
     def _restore(self, pending: _Pending) -> None:
         """A failed write keeps its events for the next one, ahead of newer ones."""

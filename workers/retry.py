@@ -124,7 +124,7 @@ class EngineRetryStrategy(procrastinate.BaseRetryStrategy):
         if isinstance(exception, RetryLater):
             return _retry_in(exception.delay_s)
         if isinstance(exception, asyncio.CancelledError):
-            # procrastinate asks only for jobs aborted by a worker shutdown: run them again now
+            # the task re-raises CancelledError only for a worker shutdown: run it again now
             return _retry_in(0.0)
         return None
 

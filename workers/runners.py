@@ -1,21 +1,24 @@
 """Which AnalysisRunner runs which analysis type, and the built-in ``test`` runner.
 
 The registry starts with ``test``. Analysis runners arrive through extension modules: each
-module in :data:`EXTENSIONS` that is installed defines ``register(registry)`` and adds its
-runners there. The worker loads them once at start-up (so the crewai import cost is paid
-once, in the worker only); a type nobody registered fails with ``unsupported_type``.
+module in :data:`EXTENSIONS` defines ``register(registry)`` and adds its runners there.
+Extensions load on the first job that needs a type the registry does not have yet, in a
+thread (importing crewai takes seconds), so a worker starts claiming at once and only the
+first analysis pays the import. A type nobody registered fails with ``unsupported_type``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from bi_engine.domain.result import KPI, Analysis, Summary
 from bi_engine.domain.vocabulary import TEAM_DISPLAY
+from bi_engine.logging import get_logger
 from workers.job import AnalysisOutcome, AnalysisRunner, JobContext, ProgressSink
 from workers.retry import InvalidJobData, TransientJobError, UnsupportedType
 
@@ -25,12 +28,17 @@ EXTENSIONS: Final = ("workers.crew.runner",)
 MAX_SLEEP_S: Final = 600.0
 SLICE_S: Final = 0.1
 
+log = get_logger("bi.worker")
+
 
 class RunnerRegistry:
     """Analysis type -> runner. Built by the worker's composition root, passed down."""
 
-    def __init__(self) -> None:
+    def __init__(self, extensions: Iterable[str] = ()) -> None:
         self._runners: dict[str, AnalysisRunner] = {}
+        self._extensions = tuple(extensions)
+        self._loaded = not self._extensions
+        self._lock = threading.Lock()
 
     def register(self, analysis_type: str, runner: AnalysisRunner) -> None:
         self._runners[analysis_type] = runner
@@ -43,6 +51,29 @@ class RunnerRegistry:
                 f"The analysis type {analysis_type!r} is not available on this worker yet."
             ) from None
 
+    async def resolve(self, analysis_type: str) -> AnalysisRunner:
+        """The runner for ``analysis_type``, loading the extensions first if need be."""
+        if analysis_type not in self._runners and not self._loaded:
+            await asyncio.to_thread(self.load_extensions)
+        return self.get(analysis_type)
+
+    def load_extensions(self) -> None:
+        """Import each installed extension and let it register its runners (once)."""
+        with self._lock:
+            if self._loaded:
+                return
+            started = time.monotonic()
+            for name in self._extensions:
+                module = _import_if_installed(name)
+                if module is not None:
+                    module.register(self)
+            self._loaded = True
+        log.info(
+            "runner_extensions_loaded",
+            types=list(self),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
     def __contains__(self, analysis_type: object) -> bool:
         return analysis_type in self._runners
 
@@ -51,18 +82,19 @@ class RunnerRegistry:
 
 
 def default_registry(extensions: Iterable[str] = EXTENSIONS) -> RunnerRegistry:
-    """``test`` plus whatever the installed extension modules register."""
-    registry = RunnerRegistry()
+    """``test`` now, plus whatever the installed extension modules register when needed."""
+    registry = RunnerRegistry(extensions)
     registry.register("test", run_test)
-    for name in extensions:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue  # the extension is not installed: its types stay unsupported
-            raise
-        module.register(registry)
     return registry
+
+
+def _import_if_installed(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            return None  # the extension is not installed: its types stay unsupported
+        raise
 
 
 # --------------------------------------------------------------------------- test

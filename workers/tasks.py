@@ -6,6 +6,7 @@ settings, runner registry) arrive in procrastinate's ``additional_context["engin
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -38,7 +39,14 @@ async def run_analysis(context: procrastinate.JobContext, job_id: str) -> None:
         should_abort=lambda: context.abort_reason() == AbortReason.USER_REQUEST,
         is_shutdown=lambda: context.abort_reason() != AbortReason.USER_REQUEST,
     )
-    outcome = await pipeline.run_analysis(engine_of(context).deps, uuid.UUID(job_id), queue)
+    try:
+        outcome = await pipeline.run_analysis(engine_of(context).deps, uuid.UUID(job_id), queue)
+    except asyncio.CancelledError:
+        if context.abort_reason() == AbortReason.USER_REQUEST:
+            # ended ``cancelled`` already; JobAborted makes procrastinate record 'aborted'
+            # instead of asking the retry strategy (which hands back shutdown aborts)
+            raise procrastinate_errors.JobAborted from None
+        raise
     if outcome.kind == "retrying":
         raise retry.RetryLater(outcome.retry_in_s, outcome.code or "transient_error")
     if outcome.kind == "failed":

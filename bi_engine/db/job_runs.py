@@ -81,7 +81,8 @@ UPDATE analyses
    SET status = 'completed', progress = 100, current_step = %(step)s,
        result = %(result)s, report_markdown = %(report)s, provider = %(provider)s,
        degraded = %(degraded)s, tokens_prompt = %(prompt)s, tokens_completion = %(completion)s,
-       cost_eur = %(cost)s, error_code = NULL, error_message = NULL, finished_at = now(),
+       cost_eur = %(cost)s, error_code = NULL, error_message = NULL,
+       finished_at = clock_timestamp(),
        """
     + _CLAIM
     + _FENCE
@@ -92,7 +93,7 @@ _FAIL: Final = (
     """
 UPDATE analyses
    SET status = 'failed', current_step = %(step)s, error_code = %(code)s,
-       error_message = %(message)s, finished_at = now(),
+       error_message = %(message)s, finished_at = clock_timestamp(),
        """
     + _CLAIM
     + _FENCE
@@ -103,7 +104,7 @@ _CANCEL: Final = (
     """
 UPDATE analyses
    SET status = 'cancelled', current_step = %(step)s, error_code = 'cancelled',
-       error_message = %(message)s, finished_at = now(),
+       error_message = %(message)s, finished_at = clock_timestamp(),
        """
     + _CLAIM
     + _FENCE
@@ -248,6 +249,34 @@ UPDATE analyses
        updated_at = now()
  WHERE id = %(id)s AND status IN ('queued', 'running')
 RETURNING id, user_id, type, status, attempts, callback_url"""
+
+
+_ORPHANS: Final = """
+SELECT a.id, a.status, a.attempts, a.priority, a.abort_requested_at, a.callback_url,
+       a.user_id, a.type,
+       (SELECT count(*) FROM procrastinate_jobs q
+         WHERE q.task_name = %(task)s AND q.args ->> 'job_id' = a.id::text) AS queue_jobs
+  FROM analyses a
+ WHERE a.status IN ('queued', 'running')
+   AND a.updated_at < clock_timestamp() - make_interval(secs => %(grace)s)
+   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                    WHERE j.id = a.procrastinate_job_id AND j.status IN ('todo', 'doing'))
+ ORDER BY a.updated_at
+ LIMIT %(limit)s
+   FOR UPDATE OF a SKIP LOCKED"""
+
+
+async def orphans(
+    conn: psycopg.AsyncConnection[Any], *, task_name: str, grace_s: float, limit: int = 100
+) -> list[Row]:
+    """Waiting or running analyses without a live queue job (locked until commit).
+
+    Normally there are none: every path that ends a queue job also ends or requeues its
+    analysis. This is the safety net for the paths that failed half-way.
+    """
+    params = {"task": task_name, "grace": grace_s, "limit": limit}
+    cursor = await conn.execute(_ORPHANS, params)
+    return _all(cursor, await cursor.fetchall())
 
 
 async def stalled_jobs(
