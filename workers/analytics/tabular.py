@@ -341,6 +341,7 @@ def _outliers(col: Column) -> Finding | None:
             "points": points[:25].tolist(),
             "values": [num(v) for v in x[flagged][:25]],
             "count": int(flagged.size),
+            "rows": int(x.size),
             "share_of_rows": frac(flagged.size / x.size),
             "median": num(np.median(x)),
             "max_robust_z": num(top),

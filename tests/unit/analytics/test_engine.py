@@ -116,8 +116,10 @@ def test_numbers_in_recommendation_text_come_from_the_analysis(
             if isinstance(v, str)
             for t in re.findall(r"\d+(?:\.\d+)?", v)
         }
-        for rec in report.analysis.recommendations:
-            text = re.sub(r"\d{4}-\d{2}-\d{2}", " ", f"{rec.title} {rec.detail} {rec.impact}")
+        texts = [f"{r.title} {r.detail} {r.impact}" for r in report.analysis.recommendations]
+        texts += [f"{f.title} {f.detail}" for f in report.analysis.findings]
+        for quoted in texts:
+            text = re.sub(r"\d{4}-\d{2}-\d{2}", " ", quoted)
             for token in re.findall(r"-?\d+(?:\.\d+)?", text):
                 if re.fullmatch(r"\d{4}", token) or token in {
                     "0",
@@ -136,7 +138,7 @@ def test_numbers_in_recommendation_text_come_from_the_analysis(
                     "50",
                 }:
                     continue
-                assert _norm(float(token)) in known, (rec.title, token)
+                assert _norm(float(token)) in known, (quoted, token)
 
 
 def _is_num(v: Any) -> bool:
