@@ -30,6 +30,7 @@ from bi_engine import constants, queue
 from bi_engine.db.connection import connect_kwargs
 from bi_engine.logging import get_logger
 from bi_engine.settings import Settings
+from bi_engine.webhooks import enqueue
 from workers import maintenance, pipeline, progress, retry, runners, tasks
 
 TASK_RECOVER_STALLED: Final = "bi.maintenance.recover_stalled"
@@ -98,10 +99,24 @@ def build_app(settings: Settings) -> procrastinate.App:
         pass_context=True,
         retry=retry.EngineRetryStrategy(),
     )(tasks.run_analysis)
+    app.task(
+        name=constants.TASK_DELIVER_CALLBACK, queue=constants.QUEUE_CALLBACKS, pass_context=True
+    )(tasks.deliver_callback)
     for name, func, cron in maintenance_schedule(settings):
         task = app.task(name=name, queue=constants.QUEUE_MAINTENANCE, pass_context=True)(func)
         app.periodic(cron=cron)(task)
     return app
+
+
+def callback_hook(app: procrastinate.App) -> progress.OnTerminal:
+    """Queue the job's callback (when it has a callback_url) in the transaction that ends it."""
+
+    async def on_terminal(
+        conn: psycopg.AsyncConnection[Any], row: dict[str, Any], kind: str
+    ) -> None:
+        await enqueue.on_terminal(app, conn, row["id"], kind, row["callback_url"])
+
+    return on_terminal
 
 
 def make_pool(settings: Settings, size: int) -> psycopg_pool.AsyncConnectionPool[Any]:
@@ -158,7 +173,10 @@ async def run_worker(
     registry: runners.RunnerRegistry | None = None,
     on_terminal: progress.OnTerminal | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT, then stop gracefully (see the module docstring)."""
+    """Run until SIGTERM/SIGINT, then stop gracefully (see the module docstring).
+
+    ``on_terminal`` defaults to queueing the job's callback (:func:`callback_hook`).
+    """
     prepare_environment()
     quiet_procrastinate()
     registry = registry or runners.default_registry()
@@ -169,7 +187,7 @@ async def run_worker(
                 settings=settings,
                 pool=pool,
                 registry=registry,
-                on_terminal=on_terminal,
+                on_terminal=on_terminal or callback_hook(app),
                 progress_interval_s=options.progress_interval_s,
                 watch_interval_s=options.watch_interval_s,
             )

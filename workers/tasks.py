@@ -14,7 +14,7 @@ import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.job_context import AbortReason
 
-from workers import maintenance, pipeline, retry
+from workers import callbacks, maintenance, pipeline, retry
 
 CONTEXT_KEY = "engine"
 
@@ -53,6 +53,15 @@ async def run_analysis(context: procrastinate.JobContext, job_id: str) -> None:
         raise retry.JobFailed(outcome.code or "internal_error")
     if outcome.kind == "cancelled":
         raise procrastinate_errors.JobAborted
+
+
+async def deliver_callback(
+    context: procrastinate.JobContext, job_id: str, event: str, attempt: int = 1
+) -> None:
+    """``bi.deliver_callback``: one signed delivery attempt (it defers the next on failure)."""
+    engine = engine_of(context)
+    async with engine.deps.pool.connection() as conn:
+        await callbacks.deliver(engine.deps.settings, engine.app, conn, job_id, event, attempt)
 
 
 async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> None:

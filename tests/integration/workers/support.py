@@ -28,12 +28,14 @@ async def submit_job(
     user: str = "user-1",
     priority: str = "normal",
     type: str = "test",
+    callback_url: str | None = None,
 ) -> uuid.UUID:
     """``create_job`` exactly as the API calls it (the data shape is not re-checked here,
     so tests can hand the worker data the API would refuse)."""
-    request = AnalysisRequest.model_validate(
-        {"type": type, "data": data or {}, "priority": priority}
-    )
+    document: dict[str, Any] = {"type": type, "data": data or {}, "priority": priority}
+    if callback_url:
+        document["callback_url"] = callback_url
+    request = AnalysisRequest.model_validate(document)
     caller = submit.Caller(principal=Principal(user_id=user))
     submitted = await submit.create_job(conn, app, settings, caller, request)
     return submitted.job_id
