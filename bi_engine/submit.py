@@ -121,16 +121,16 @@ async def _create(
     idempotency_key: str | None,
 ) -> Submitted:
     job_id = uuid.uuid4()
-    async with conn.transaction():
+    # Pipeline mode: BEGIN + defer, then insert + first event, then audit + COMMIT travel
+    # in three round trips instead of six.
+    async with conn.pipeline(), conn.transaction():
         procrastinate_id = await defer_run(app, conn, job_id, request.priority)
-        inserted = await analyses.insert(
-            conn,
-            _new_analysis(job_id, caller, request, procrastinate_id, idempotency_key),
-            dumps=_dumps,
-        )
+        new = _new_analysis(job_id, caller, request, procrastinate_id, idempotency_key)
+        pending = await analyses.insert(conn, new, dumps=_dumps)
+        await events.append(conn, job_id, [{"kind": "status", "data": {"status": "queued"}}])
+        inserted = await pending.result()
         if not inserted.claimed:
             raise _KeyTaken
-        await events.append(conn, job_id, [{"kind": "status", "data": {"status": "queued"}}])
         await audit.record(
             conn,
             user_id=caller.principal.user_id,

@@ -17,6 +17,7 @@ import structlog
 from psycopg.rows import dict_row
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from bi_engine import queue
 from bi_engine.api import errors, routes
@@ -75,6 +76,43 @@ async def _engine(
         yield state
 
 
+CORS_HEADERS: Final = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Prefer",
+    "Last-Event-ID",
+    "X-Request-ID",
+)
+CORS_EXPOSED: Final = (
+    "Location",
+    "X-Request-ID",
+    "Preference-Applied",
+    "Idempotent-Replayed",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+)
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS for the Vue front ends of BI_CORS_ORIGINS (none when it is empty)."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=list(CORS_EXPOSED),
+            max_age=600,
+        )
+    ]
+
+
 def create_app(settings: Settings, *, hooks: Sequence[LifespanHook] = ()) -> Starlette:
     """The ASGI app for ``settings``; ``hooks`` run after :data:`LIFESPAN_HOOKS`."""
     settings.require_database_url()
@@ -91,6 +129,7 @@ def create_app(settings: Settings, *, hooks: Sequence[LifespanHook] = ()) -> Sta
         routes=routes.routes(),
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics),
+            *_cors(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers=errors.HANDLERS,

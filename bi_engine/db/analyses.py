@@ -139,11 +139,29 @@ async def _one(conn: Connection, query: LiteralString, params: Any) -> Row | Non
         return await cursor.fetchone()
 
 
-async def insert(conn: Connection, new: NewAnalysis, *, dumps: Any = None) -> Inserted:
+@dataclass(frozen=True, slots=True)
+class PendingInsert:
+    """An insert sent (in pipeline mode: queued) whose result is read later."""
+
+    cursor: psycopg.AsyncCursor[Row]
+
+    async def result(self) -> Inserted:
+        try:
+            row = await self.cursor.fetchone()
+        finally:
+            await self.cursor.close()
+        assert row is not None
+        claimed = bool(row.pop("claimed"))
+        return Inserted(row=row, claimed=claimed, snapshot=_snapshot(row))
+
+
+async def insert(conn: Connection, new: NewAnalysis, *, dumps: Any = None) -> PendingInsert:
     """Insert the job, its input and its idempotency key (in the caller's transaction).
 
-    ``claimed`` is False when the same user's key is held by a job younger than 24 h: the
-    caller must then roll back and return that job instead.
+    Returns at once; ``await pending.result()`` reads the outcome, so in pipeline mode the
+    next statements travel in the same round trip. ``claimed`` is False when the same
+    user's key is held by a job younger than 24 h: the caller must then roll back and
+    return that job instead.
     """
     params = {
         "id": new.id,
@@ -160,10 +178,9 @@ async def insert(conn: Connection, new: NewAnalysis, *, dumps: Any = None) -> In
         "key": new.idempotency_key,
         "higher": _higher(new.priority),
     }
-    row = await _one(conn, _INSERT, params)
-    assert row is not None
-    claimed = bool(row.pop("claimed"))
-    return Inserted(row=row, claimed=claimed, snapshot=_snapshot(row))
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(_INSERT, params)
+    return PendingInsert(cursor)
 
 
 async def by_idempotency_key(conn: Connection, user_id: str, key: str) -> Row | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from openapi_spec_validator import validate
 
 from bi_engine.api import openapi
+from bi_engine.api.app import create_app
 from tests import pg
 from tests.integration.api.conftest import API
 
@@ -66,3 +68,30 @@ async def test_openapi_is_served_and_valid(client):
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     validate(response.json())
+
+
+async def test_cors_for_the_configured_front_ends(settings, auth):
+    configured = settings.model_copy(update={"cors_origins": ("http://localhost:5173",)})
+    app = create_app(configured)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bi.test") as client:
+            preflight = await client.options(
+                f"{API}/analyze",
+                headers={
+                    "Origin": "http://localhost:5173",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+                },
+            )
+            assert preflight.status_code == 200
+            assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+            response = await client.post(
+                f"{API}/analyze",
+                json={"type": "test"},
+                headers=auth(Origin="http://localhost:5173"),
+            )
+            assert response.status_code == 202
+            assert "Location" in response.headers["access-control-expose-headers"]
+            other = await client.get("/health", headers={"Origin": "http://evil.test"})
+            assert "access-control-allow-origin" not in other.headers

@@ -1,0 +1,215 @@
+"""Submissions: ``POST /analyze`` through one ``bi-engine serve`` process, beside raw procrastinate.
+
+    python bench/submit.py [--levels 1,8,32,128] [--seconds 6] [--rate 500]
+
+A fresh database is created and migrated; one API process serves it (uvicorn, httptools,
+uvloop). httpx clients in this process keep ``N`` requests in flight for ``--seconds`` per
+level (closed loop), then send ``--rate`` requests per second on a fixed schedule (open loop)
+to read the latency at that rate. The queue is emptied before each level so every level
+starts from the same depth. Baseline, same run, same database: procrastinate's own
+``defer_async`` in a loop (one job per transaction, no API, no HTTP).
+
+Each submission is one transaction: the procrastinate job, the analysis row, its input, the
+first event (with its NOTIFY) and an audit row, plus the queue position and worker capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from bi_engine import constants, queue
+from bi_engine.auth import tokens
+from bi_engine.db import migrate
+from bi_engine.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import pg  # noqa: E402  (the same throwaway-database helpers as the tests)
+
+SCHEMA = "bi"
+BODY = {"type": "test", "data": {}, "priority": "normal"}
+
+
+@dataclass
+class Run:
+    label: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def row(self) -> str:
+        ok = sorted(self.latencies)
+        rate = len(ok) / self.seconds if self.seconds else 0.0
+        p50 = ok[len(ok) // 2] * 1000 if ok else float("nan")
+        p99 = ok[min(len(ok) - 1, int(len(ok) * 0.99))] * 1000 if ok else float("nan")
+        return f"{self.label:<34}{len(ok):>8}{rate:>10.0f}{p50:>10.1f}{p99:>10.1f}{self.errors:>8}"
+
+
+HEADER = f"{'':<34}{'done':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+
+
+def admin_url() -> str:
+    return os.environ.get("BI_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def empty_queue(url: str) -> None:
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        conn.execute("TRUNCATE analyses, audit_log, procrastinate_jobs CASCADE")
+        conn.execute("VACUUM ANALYZE analyses")
+
+
+async def baseline(url: str, seconds: float) -> Run:
+    """procrastinate alone: defer_async in a loop, one job per transaction."""
+    app = queue.make_app(url, SCHEMA)
+    run = Run("procrastinate defer_async loop")
+    async with app.open_async():
+        deferrer = app.configure_task(
+            constants.TASK_RUN_ANALYSIS, queue=constants.QUEUE_ANALYSES, priority=10
+        )
+        started = time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            begin = time.perf_counter()
+            await deferrer.defer_async(job_id=str(uuid.uuid4()))
+            run.latencies.append(time.perf_counter() - begin)
+        run.seconds = time.perf_counter() - started
+    return run
+
+
+async def closed_loop(base: str, token: str, concurrency: int, seconds: float) -> Run:
+    run = Run(f"POST /analyze, {concurrency:>3} in flight")
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers) as client:
+        await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)  # warm the connection
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def user() -> None:
+            while time.perf_counter() < deadline:
+                begin = time.perf_counter()
+                response = await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
+                if response.status_code == 202:
+                    run.latencies.append(time.perf_counter() - begin)
+                else:
+                    run.errors += 1
+
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        run.seconds = time.perf_counter() - started
+    return run
+
+
+async def open_loop(base: str, token: str, rate: int, seconds: float) -> Run:
+    """``rate`` requests per second on a fixed schedule, latency measured from the schedule."""
+    run = Run(f"POST /analyze at {rate}/s (open loop)")
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers) as client:
+        await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
+        started = time.perf_counter()
+        total = int(rate * seconds)
+
+        async def one(at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            response = await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
+            if response.status_code == 202:
+                run.latencies.append(time.perf_counter() - at)
+            else:
+                run.errors += 1
+
+        await asyncio.gather(*(one(started + i / rate) for i in range(total)))
+        run.seconds = time.perf_counter() - started
+    return run
+
+
+def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "BI_DB_SCHEMA": SCHEMA, "LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "bi_engine", "serve", "--host", "127.0.0.1"]
+    return subprocess.Popen(
+        [*command, "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("bi-engine serve exited")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("bi-engine serve did not become healthy")
+
+
+async def measure(url: str, args: argparse.Namespace) -> list[Run]:
+    runs = [await baseline(url, args.seconds)]
+    token = tokens.mint_user_token(Settings(database_url=url), user_id="bench", ttl_s=3600)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_server(url, port)
+    try:
+        wait_healthy(base, process)
+        for level in args.levels:
+            empty_queue(url)
+            runs.append(await closed_loop(base, token, level, args.seconds))
+            print(runs[-1].row(), flush=True)
+        empty_queue(url)
+        runs.append(await open_loop(base, token, args.rate, args.seconds))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,8,32,128")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rate", type=int, default=500)
+    args = parser.parse_args()
+    args.levels = [int(level) for level in args.levels.split(",")]
+    name = pg.unique_name("bi_bench_submit")
+    url = pg.create_database(admin_url(), name)
+    try:
+        migrate.upgrade(url, SCHEMA)
+        print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}  one bi-engine serve process")
+        print(HEADER, flush=True)
+        runs = asyncio.run(measure(url, args))
+    finally:
+        pg.drop_database(admin_url(), name)
+    print("\n" + HEADER)
+    for run in runs:
+        print(run.row())
+    best = max(runs[1:-1], key=lambda r: len(r.latencies) / r.seconds)
+    ratio = (len(best.latencies) / best.seconds) / (len(runs[0].latencies) / runs[0].seconds)
+    print(f"\nbest API throughput / raw defer_async loop: {ratio:.2f}x")
+    median_ms = statistics.median(runs[0].latencies) * 1000
+    print(f"baseline median latency: {median_ms:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
