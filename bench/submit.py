@@ -6,8 +6,9 @@ A fresh database is created and migrated; one API process serves it (uvicorn, ht
 uvloop). httpx clients in this process keep ``N`` requests in flight for ``--seconds`` per
 level (closed loop), then send ``--rate`` requests per second on a fixed schedule (open loop)
 to read the latency at that rate. The queue is emptied before each level so every level
-starts from the same depth. Baseline, same run, same database: procrastinate's own
-``defer_async`` in a loop (one job per transaction, no API, no HTTP).
+starts from the same depth. Baselines, same run, same database: procrastinate's own
+``defer_async`` in a loop (one job per transaction, no API, no HTTP), and the database's
+ceiling for transactions that NOTIFY (every submission's transaction does, twice).
 
 Each submission is one transaction: the procrastinate job, the analysis row, its input, the
 first event (with its NOTIFY) and an audit row, plus the queue position and worker capacity.
@@ -97,6 +98,39 @@ async def baseline(url: str, seconds: float) -> Run:
     return run
 
 
+async def notify_ceiling(url: str, seconds: float, connections: int = 8) -> Run:
+    """The database alone: INSERT + NOTIFY per transaction from 8 connections.
+
+    NOTIFY serialises commits database-wide (through the WAL flush), and every submission
+    commits two (procrastinate's and the event log's): this bounds submissions per second.
+    """
+    run = Run(f"INSERT+NOTIFY tx, {connections} conns (DB)")
+    conns = [
+        await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(connections)
+    ]
+    await conns[0].execute("CREATE TEMP TABLE IF NOT EXISTS ceiling (id bigserial, v text)")
+    for conn in conns[1:]:
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS ceiling (id bigserial, v text)")
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def sender(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+        while time.perf_counter() < deadline:
+            begin = time.perf_counter()
+            async with conn.transaction():
+                await conn.execute("INSERT INTO ceiling (v) VALUES ('x')")
+                await conn.execute("SELECT pg_notify('bench_ceiling', 'x')")
+            run.latencies.append(time.perf_counter() - begin)
+
+    try:
+        await asyncio.gather(*(sender(conn) for conn in conns))
+    finally:
+        for conn in conns:
+            await conn.close()
+    run.seconds = time.perf_counter() - started
+    return run
+
+
 async def closed_loop(base: str, token: str, concurrency: int, seconds: float) -> Run:
     run = Run(f"POST /analyze, {concurrency:>3} in flight")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -166,7 +200,7 @@ def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 async def measure(url: str, args: argparse.Namespace) -> list[Run]:
-    runs = [await baseline(url, args.seconds)]
+    runs = [await baseline(url, args.seconds), await notify_ceiling(url, args.seconds)]
     token = tokens.mint_user_token(Settings(database_url=url), user_id="bench", ttl_s=3600)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -204,7 +238,7 @@ def main() -> None:
     print("\n" + HEADER)
     for run in runs:
         print(run.row())
-    best = max(runs[1:-1], key=lambda r: len(r.latencies) / r.seconds)
+    best = max(runs[2:-1], key=lambda r: len(r.latencies) / r.seconds)
     ratio = (len(best.latencies) / best.seconds) / (len(runs[0].latencies) / runs[0].seconds)
     print(f"\nbest API throughput / raw defer_async loop: {ratio:.2f}x")
     median_ms = statistics.median(runs[0].latencies) * 1000

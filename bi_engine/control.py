@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import procrastinate
 import psycopg
+import structlog
 
 from bi_engine import submit
 from bi_engine.auth.principal import Principal
@@ -21,6 +22,8 @@ from bi_engine.webhooks import enqueue
 
 Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[Any]
+
+log = structlog.stdlib.get_logger("bi_engine.control")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,7 @@ async def retry(conn: Connection, app: procrastinate.App, job_id: uuid.UUID, act
 
 
 async def _audit(conn: Connection, actor: Actor, action: str, row: Row, result: str) -> None:
+    log.info(action, job_id=str(row["id"]), result=result, user_id=actor.user_id)
     await audit.record(
         conn,
         user_id=actor.user_id,

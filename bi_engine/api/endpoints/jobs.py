@@ -98,42 +98,48 @@ async def list_jobs(request: Request) -> Response:
     return JSONResponse(body)
 
 
-async def _visible(request: Request, *, with_result: bool = False) -> dict[str, Any]:
-    """The job in the path if the caller may see it; 404 otherwise (also someone else's)."""
+async def _with_result(request: Request) -> dict[str, Any]:
+    """The job in the path with its result, if the caller may see it; 404 otherwise."""
     who = context.principal(request)
     job_id = context.job_id(request)
     async with engine(request).pool.connection() as conn:
-        fetch = analyses.get_result if with_result else analyses.get
-        row = await fetch(conn, job_id, user_id=context.owner_filter(who))
+        row = await analyses.get_result(conn, job_id, user_id=context.owner_filter(who))
     if row is None:
         raise jobs.JobNotFound
     return row
 
 
-async def _status_document(state: EngineState, row: dict[str, Any]) -> dict[str, Any]:
+async def _status_document(
+    conn: analyses.Connection, state: EngineState, row: dict[str, Any]
+) -> dict[str, Any]:
     if row["status"] != "queued":
         return jobs.status_document(row)
-    async with state.pool.connection() as conn:
-        snapshot = await analyses.queue_snapshot(conn, row)
+    snapshot = await analyses.queue_snapshot(conn, row)
     estimate = jobs.estimate_start(snapshot, state.settings.worker_concurrency)
     return jobs.status_document(row, position=snapshot.position, estimated_start=estimate)
 
 
 async def get_job(request: Request) -> Response:
     """The status document (also at ``/status/{job_id}``)."""
-    row = await _visible(request)
-    return JSONResponse(await _status_document(engine(request), row))
+    state = engine(request)
+    who = context.principal(request)
+    job_id = context.job_id(request)
+    async with state.pool.connection() as conn:
+        row = await analyses.get(conn, job_id, user_id=context.owner_filter(who))
+        if row is None:
+            raise jobs.JobNotFound
+        return JSONResponse(await _status_document(conn, state, row))
 
 
 async def get_result(request: Request) -> Response:
     """The result document; 409 with the status until the job completed."""
-    row = await _visible(request, with_result=True)
+    row = await _with_result(request)
     return JSONResponse(jobs.result_document(row))
 
 
 async def get_report(request: Request) -> Response:
     """The report as Markdown, or as HTML for ``Accept: text/html``."""
-    row = await _visible(request, with_result=True)
+    row = await _with_result(request)
     jobs.require_result(row)
     markdown = report.markdown_of(row)
     if report.wants_html(request.headers.get("accept")):
