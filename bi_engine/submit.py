@@ -165,6 +165,7 @@ def _new_analysis(
         data=request.data,
         procrastinate_job_id=procrastinate_id,
         idempotency_key=idempotency_key,
+        data_json=request.encode_data(),
     )
 
 

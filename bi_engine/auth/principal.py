@@ -92,18 +92,31 @@ def verify_user_token(settings: Settings, token: str) -> Principal:
     return principal_from_claims(claims, user_key="userId")
 
 
+def _storable(text: str) -> bool:
+    """Text Postgres can store: no NUL character, valid UTF-8 (no lone surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def principal_from_claims(claims: dict[str, Any], *, user_key: str) -> Principal:
     user_id = claims.get(user_key)
     if isinstance(user_id, bool) or not isinstance(user_id, str | int):
         raise InvalidToken(f"The token has no '{user_key}' claim.")
     user_id = str(user_id)
-    if not 1 <= len(user_id) <= MAX_USER_ID_LENGTH:
-        raise InvalidToken(f"The token's '{user_key}' claim is empty or too long.")
+    if not 1 <= len(user_id) <= MAX_USER_ID_LENGTH or not _storable(user_id):
+        raise InvalidToken(f"The token's '{user_key}' claim is empty, too long or not text.")
     email = claims.get("email")
     role = claims.get("role")
+    if isinstance(role, str) and not _storable(role):
+        raise InvalidToken("The token's 'role' claim is not text.")
     return Principal(
         user_id=user_id,
-        email=email if isinstance(email, str) and email else None,
+        email=email if isinstance(email, str) and email and _storable(email) else None,
         role=role if isinstance(role, str) and role else "user",
     )
 

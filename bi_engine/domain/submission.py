@@ -18,6 +18,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictInt,
     StrictStr,
     Tag,
@@ -388,6 +389,25 @@ class AnalysisRequest(BaseModel):
             raise _needs("type_mismatch", "type and analysis_type disagree")
         return self
 
+    _data_json: bytes | None = PrivateAttr(default=None)
+
+    def encode_data(self) -> bytes:
+        """``data`` as JSON, encoded once (422 when it nests deeper than can be stored)."""
+        if self._data_json is None:
+            try:
+                self._data_json = orjson.dumps(self.data)
+            except orjson.JSONEncodeError:
+                raise InvalidSubmission(
+                    details=[
+                        {
+                            "loc": ["data"],
+                            "msg": "Data may nest at most 250 levels deep",
+                            "type": "too_deep",
+                        }
+                    ]
+                ) from None
+        return self._data_json
+
     @property
     def analysis(self) -> str:
         """The analysis type, whichever name carried it."""
@@ -405,11 +425,14 @@ class AnalysisRequest(BaseModel):
         return {key: value for key, value in raw.items() if value is not None}
 
 
-def parse(document: Any) -> AnalysisRequest:
+def parse(document: Any, *, raw: bytes | None = None) -> AnalysisRequest:
     """Validate a decoded JSON body: the envelope, then the shape of ``data`` for its type.
 
     Raises :class:`InvalidSubmission` (422) listing each problem as ``{loc, msg, type}``.
+    ``raw`` (the body as received) lets the NUL-character check skip bodies that have none.
     """
+    if raw is None or b"\\u0000" in raw:
+        _check_no_nul(document)
     try:
         request = AnalysisRequest.model_validate(document)
     except ValidationError as exc:
@@ -419,7 +442,39 @@ def parse(document: Any) -> AnalysisRequest:
     except ValidationError as exc:
         raise InvalidSubmission(details=problems(exc, ("data",))) from None
     _check_rows(request.data)
+    request.encode_data()
     return request
+
+
+def _nul_locations(document: Any) -> list[list[str | int]]:
+    """Where NUL characters are, walking iteratively (JSON may nest 1,024 levels deep)."""
+    found: list[list[str | int]] = []
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while stack and len(found) < MAX_REPORTED_ERRORS:
+        value, loc = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(loc)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                stack.append((item, [*loc, key]))
+                if "\x00" in key:
+                    stack.append(("\x00", [*loc, key.replace("\x00", "\\u0000")]))
+        elif isinstance(value, list):
+            stack.extend((item, [*loc, i]) for i, item in reversed(list(enumerate(value))))
+    return found
+
+
+def _check_no_nul(document: Any) -> None:
+    """Postgres stores no NUL character (``\\u0000``) in text or JSON: refuse it up front."""
+    found = _nul_locations(document)
+    if found:
+        raise InvalidSubmission(
+            details=[
+                {"loc": loc, "msg": "Text may not contain the NUL character", "type": "nul_char"}
+                for loc in found
+            ]
+        )
 
 
 def _check_rows(data: dict[str, Any]) -> None:

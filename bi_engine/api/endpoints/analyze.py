@@ -51,7 +51,8 @@ async def analyze(request: Request) -> Response:
     who = context.principal(request)
     wait_s = waiting.preferred_wait(request.headers.get("prefer"))
     key = idempotency_key(request.headers.get("idempotency-key"))
-    parsed = submission.parse(decode_json(await request.body()))
+    body = await request.body()
+    parsed = submission.parse(decode_json(body), raw=body)
     async with state.pool.connection() as conn:
         submitted = await submit.create_job(
             conn,

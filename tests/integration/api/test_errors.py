@@ -171,3 +171,11 @@ async def test_no_input_shape_produces_a_5xx(client, auth, document):
     assert response.status_code in (202, 400, 422), response.text
     if response.status_code != 202:
         assert response.json()["success"] is False
+
+
+async def test_nul_characters_are_422_not_a_database_error(client, auth, db):
+    body = b'{"type": "test", "context": "x\\u0000", "data": {"note": "\\u0000"}}'
+    response = await client.post(f"{API}/analyze", content=body, headers=auth())
+    details = envelope(response, 422, "validation_error")["error"]["details"]
+    assert [d["loc"] for d in details] == [["context"], ["data", "note"]]
+    assert await count_jobs(db) == 0

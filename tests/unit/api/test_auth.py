@@ -200,3 +200,12 @@ def test_query_token_may_be_the_backend_jwt() -> None:
 def test_bad_query_tokens_are_refused(token: str | None) -> None:
     with pytest.raises(auth.Unauthenticated):
         stream.verify_query_token(SETTINGS, token)
+
+
+@pytest.mark.parametrize("user_id", ["a\x00b", "\ud800", "x" * 201, ""])
+def test_user_ids_postgres_cannot_store_are_refused(user_id: str) -> None:
+    refused(sign(claims(userId=user_id)))
+
+
+def test_an_unstorable_email_is_dropped() -> None:
+    assert auth.verify_user_token(SETTINGS, sign(claims(email="a\x00@x"))).email is None

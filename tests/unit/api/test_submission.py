@@ -236,3 +236,34 @@ def test_row_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     (problem,) = problems({"type": "process_analysis", "data": {"runs": runs}})
     assert (problem["loc"], problem["type"]) == (["data"], "too_many_rows")
     submission.parse({"type": "process_analysis", "data": {"runs": runs[:1]}})
+
+
+def test_nul_characters_are_refused_where_they_are() -> None:
+    document = {"type": "test", "context": "a\x00b", "data": {"k\x00": 1, "rows": [{"v": "\x00"}]}}
+    assert locations(document) == [["context"], ["data", "k\\u0000"], ["data", "rows", 0, "v"]]
+    assert problems(document)[0]["type"] == "nul_char"
+
+
+def test_the_raw_body_lets_the_nul_check_be_skipped_only_when_it_cannot_apply() -> None:
+    document = {"type": "test", "data": {"x": "a\x00"}}
+    with pytest.raises(submission.InvalidSubmission):
+        submission.parse(document, raw=b'{"type": "test", "data": {"x": "a\\u0000"}}')
+    literal = {"type": "test", "data": {"x": "\\u0000"}}  # a backslash, not a NUL
+    assert submission.parse(literal, raw=b'{"type":"test","data":{"x":"\\\\u0000"}}')
+
+
+def test_deeply_nested_data_with_a_nul_is_a_clean_422() -> None:
+    deep: Any = "\x00"
+    for _ in range(1100):
+        deep = [deep]
+    (problem,) = problems({"type": "test", "data": {"deep": deep}})
+    assert problem["loc"][:2] == ["data", "deep"]
+    assert len(problem["loc"]) == 1102
+
+
+def test_data_nested_deeper_than_can_be_stored_is_422() -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    (problem,) = problems({"type": "test", "data": {"deep": deep}})
+    assert (problem["loc"], problem["type"]) == (["data"], "too_deep")
