@@ -165,12 +165,16 @@ def _op(
     return operation
 
 
+def _located(response: dict[str, Any]) -> dict[str, Any]:
+    """Every 202 carries ``Location: <status_url>``."""
+    location = {"description": "The status URL", "schema": {"type": "string"}}
+    return {**response, "headers": {"Location": location}}
+
+
 def _submit_operation(summary: str) -> dict[str, Any]:
-    headers = {
-        "Location": {"description": "The status URL", "schema": {"type": "string"}},
-    }
-    accepted = _json(jobs.JobAccepted, "Queued (or an idempotent replay of a running job)")
-    accepted["headers"] = headers
+    accepted = _located(
+        _json(jobs.JobAccepted, "Queued (or an idempotent replay of a running job)")
+    )
     finished = {
         "description": "Prefer: wait saw the job end (result, or the final status), or an"
         " idempotent replay of a job that already ended",
@@ -289,11 +293,15 @@ def paths() -> dict[str, Any]:
         f"{P}/jobs/{{job_id}}/cancel": _steer(
             "Cancel: queued jobs at once, running jobs at their next step",
             {"200": status},
-            {"202": _json(jobs.JobStatus, "Abort requested; the worker ends it cancelled")},
+            {
+                "202": _located(
+                    _json(jobs.JobStatus, "Abort requested; the worker ends it cancelled")
+                )
+            },
         ),
         f"{P}/jobs/{{job_id}}/retry": _steer(
             "Queue a failed or cancelled job again",
-            {"202": _json(jobs.JobAccepted, "Queued again")},
+            {"202": _located(_json(jobs.JobAccepted, "Queued again"))},
             {},
         ),
         f"{P}/types": {

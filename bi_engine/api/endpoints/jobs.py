@@ -155,7 +155,8 @@ async def cancel(request: Request) -> Response:
     async with state.pool.connection() as conn:
         outcome = await control.cancel(conn, state.queue, job_id, context.actor(request, who))
     status = 200 if outcome.outcome == "cancelled" else 202
-    return JSONResponse(jobs.status_document(outcome.row), status_code=status)
+    headers = {"Location": jobs.status_url(job_id)}  # every 202 carries one
+    return JSONResponse(jobs.status_document(outcome.row), status_code=status, headers=headers)
 
 
 async def retry(request: Request) -> Response:

@@ -184,6 +184,7 @@ async def test_cancel_a_running_job_requests_an_abort(client, auth, db):
         start(conn, job_id)
     response = await client.post(f"{API}/jobs/{job_id}/cancel", headers=auth())
     assert response.status_code == 202
+    assert response.headers["location"] == f"{API}/jobs/{job_id}"
     assert (response.json()["status"], response.json()["abort_requested"]) == ("running", True)
     with db() as conn:
         row = conn.execute(
