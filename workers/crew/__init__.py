@@ -1,9 +1,22 @@
 """AI Teams on CrewAI — the only package that imports crewai.
 
-Importing it prepares the environment crewai needs (see ``environment``) before any of its
-modules imports crewai; the API process never imports this package.
+Importing it prepares the environment crewai needs (see ``environment``), then imports
+crewai once with its import-time warnings silenced and makes crewai's reads of its own
+deprecated fields quiet (both are about crewai itself, and would otherwise surface in every
+process that treats warnings as errors). The API process never imports this package.
 """
 
-from workers.crew.environment import prepare as _prepare
+import warnings
 
-_prepare()
+from workers.crew.environment import prepare as _prepare
+from workers.crew.environment import silence_deprecated_fields as _silence
+
+_prepare()  # before crewai is imported
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import crewai
+    import crewai.events.types.llm_events
+    from crewai.agents.agent_builder.base_agent import BaseAgent as _BaseAgent
+
+_silence(crewai.Agent, crewai.Crew, crewai.Task, _BaseAgent)

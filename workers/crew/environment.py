@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 FORCED: Final = {
     "CREWAI_DISABLE_TELEMETRY": "true",
@@ -51,10 +51,40 @@ def _writable(path: str) -> bool:
         if candidate.parent == candidate:
             return False
         candidate = candidate.parent
-    return os.access(candidate, os.W_OK | os.X_OK)
+    return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
 
 
 def _scratch(kind: str) -> str:
     folder = Path(tempfile.gettempdir()) / f"bi-engine-{os.getuid()}" / kind
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder)
+
+
+class _SilentField:
+    """Reads a pydantic field like pydantic's deprecated-field descriptor, without warning."""
+
+    def __init__(self, name: str) -> None:
+        self.field_name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.field_name)
+        return obj.__dict__[self.field_name]
+
+    def __set__(self, obj: Any, value: Any) -> None:  # pydantic's __setattr__ comes first
+        raise AttributeError(self.field_name)
+
+
+def silence_deprecated_fields(*classes: type) -> list[str]:
+    """crewai reads its own deprecated fields (``function_calling_llm``) on every Agent and
+    Crew it builds and runs, so each job would warn a dozen times (and fail in processes that
+    turn warnings into errors). The engine never sets those fields: read them silently."""
+    from pydantic._internal._model_construction import _DeprecatedFieldDescriptor
+
+    silenced = []
+    for cls in classes:
+        for name, attr in list(vars(cls).items()):
+            if isinstance(attr, _DeprecatedFieldDescriptor) and attr.wrapped_property is None:
+                setattr(cls, name, _SilentField(name))
+                silenced.append(f"{cls.__name__}.{name}")
+    return silenced

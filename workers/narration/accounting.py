@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+import litellm
+
 Outcome = Literal["success", "error", "timeout", "rate_limited", "skipped"]
 
 USD_TO_EUR: Final = 0.92
@@ -116,8 +118,6 @@ class Ledger:
 
 def cost_eur(model: str, prompt_tokens: int, completion_tokens: int) -> float:
     """Price of a call from litellm's local price list; 0 for models it does not know."""
-    import litellm
-
     try:
         prompt_usd, completion_usd = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens

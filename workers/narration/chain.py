@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -23,6 +24,27 @@ from bi_engine.settings import Settings
 from workers.narration import accounting
 from workers.narration.accounting import CallRecord, Ledger, Outcome
 from workers.narration.breaker import BreakerBoard
+
+with warnings.catch_warnings():  # litellm's import warns about its own typing (pydantic)
+    warnings.simplefilter("ignore")
+    import litellm
+
+litellm.suppress_debug_info = True
+
+
+def _warm_up() -> None:
+    """One offline mock completion, so litellm's lazy imports (and their warnings) happen
+    here, once, and not inside the first job's first provider call."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "warm-up"}],
+            mock_response="ready",
+        )
+
+
+_warm_up()
 
 log = get_logger("bi.narration.chain")
 
@@ -146,9 +168,6 @@ def litellm_transport(
     provider: Provider, messages: Sequence[Any], tools: Sequence[Any] | None, timeout_s: float
 ) -> Completion:
     """One chat completion through litellm: one HTTP request, no retries, a hard timeout."""
-    import litellm
-
-    litellm.suppress_debug_info = True
     kwargs: dict[str, Any] = {
         "model": provider.name,
         "messages": list(messages),

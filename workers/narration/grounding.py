@@ -3,7 +3,7 @@
 A number in the text is *grounded* when it equals, up to the rounding shown, a value the
 analytics computed: a KPI value, a number in a finding's evidence, in a recommendation's
 estimated savings, a roadmap phase, or a number the analytics wrote into their own titles and
-labels. Fractions may be written as percentages (0.623 → 62.3%), signs may be dropped
+labels. Fractions may be written as percentages (0.623 → 62.3%, with the sign), signs may be dropped
 ("fell 12.3%" for ``change_pct = -12.3``) and large figures scaled ("1.95 million").
 
 An ungrounded number close to a computed one (within ``CORRECT_WITHIN``) is corrected to it;
@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from bi_engine.domain.result import Analysis
 
-CORRECT_WITHIN: Final = 0.05
+CORRECT_WITHIN: Final = 0.02
 """Relative distance under which a wrong figure is taken for a mis-copied computed one."""
 
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?Z?)?\b")
@@ -28,7 +28,7 @@ _LIST_MARKER = re.compile(r"^(\s*)\d+[.)](?=\s)", re.MULTILINE)
 _NUMBER = re.compile(
     r"(?<![A-Za-z_\d.,:/])"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d])"
-    r"(?P<pct>\s?%)?"
+    r"(?P<pct>\s?%|\s(?:percent|per cent)\b)?"
     r"(?:\s?(?P<scale>thousand|million|billion|bn|k|M)\b)?"
 )
 _SCALES: Final = {
@@ -71,6 +71,8 @@ class Facts:
     """What a narrative may quote: numbers, date strings and names the analytics produced."""
 
     numbers: tuple[Decimal, ...]
+    percents: tuple[Decimal, ...]
+    """``numbers`` plus every fraction as a percentage (for figures written with ``%``)."""
     dates: frozenset[str]
     names: tuple[str, ...]
     """Analytics-written strings (subjects, titles, labels) stripped before numbers are read."""
@@ -88,7 +90,9 @@ class Facts:
                 numbers.add(_decimal(match.group("num")))
         dates = {m.group(0)[:10] for s in strings for m in _DATE.finditer(s)}
         names = tuple(sorted((s for s in strings if len(s) >= 3), key=len, reverse=True))
-        return cls(_expand(numbers), frozenset(dates), names)
+        plain = tuple(sorted({abs(n) for n in numbers if n.is_finite()}))
+        percents = tuple(sorted(set(plain) | {n * 100 for n in plain if n <= 1}))
+        return cls(plain, percents, frozenset(dates), names)
 
 
 def _walk(node: Any, numbers: set[Decimal], strings: set[str]) -> None:
@@ -113,19 +117,6 @@ def _decimal(text: str) -> Decimal:
         return Decimal(0)
 
 
-def _expand(numbers: Iterable[Decimal]) -> tuple[Decimal, ...]:
-    """Absolute values, plus fractions as percentages."""
-    out: set[Decimal] = set()
-    for value in numbers:
-        if not value.is_finite():
-            continue
-        magnitude = abs(value)
-        out.add(magnitude)
-        if magnitude <= 1:
-            out.add(magnitude * 100)
-    return tuple(sorted(out))
-
-
 # ----------------------------------------------------------------------------- checking
 
 
@@ -139,6 +130,7 @@ class _Found:
     value: Decimal
     decimals: int
     scale: Decimal
+    percent: bool
 
 
 def ground(text: str, facts: Facts) -> Grounded:
@@ -177,6 +169,7 @@ def _numbers(text: str, facts: Facts) -> list[_Found]:
                 _decimal(raw),
                 decimals,
                 _SCALES.get(match.group("scale"), Decimal(1)),
+                bool(match.group("pct")),
             )
         )
     return found
@@ -207,9 +200,13 @@ def _grounded(found: _Found, facts: Facts) -> bool:
 def _near(found: _Found, facts: Facts) -> Iterator[Decimal]:
     target = found.value * found.scale
     tolerance = found.scale * Decimal(1) / (Decimal(10) ** found.decimals)
-    for candidate in facts.numbers:
+    for candidate in _pool(found, facts):
         if abs(candidate - target) <= tolerance:
             yield candidate
+
+
+def _pool(found: _Found, facts: Facts) -> tuple[Decimal, ...]:
+    return facts.percents if found.percent else facts.numbers
 
 
 def _same(candidate: Decimal, found: _Found) -> bool:
@@ -223,9 +220,10 @@ def _same(candidate: Decimal, found: _Found) -> bool:
 
 def _closest(found: _Found, facts: Facts) -> Decimal | None:
     target = found.value * found.scale
-    if target == 0 or not facts.numbers:
+    pool = _pool(found, facts)
+    if target == 0 or not pool:
         return None
-    best = min(facts.numbers, key=lambda c: abs(c - target))
+    best = min(pool, key=lambda c: abs(c - target))
     return best if abs(best - target) / abs(target) <= Decimal(str(CORRECT_WITHIN)) else None
 
 
@@ -236,6 +234,9 @@ def _fix(text: str, bad: _Found, facts: Facts) -> tuple[str, Issue]:
         fixed = text[: bad.num_start] + replacement + text[bad.num_end :]
         return fixed, Issue(bad.text.strip(), "corrected", replacement)
     start, end = _sentence_around(text, bad.start, bad.end)
+    whole_line = (start == 0 or text[start - 1] == "\n") and text[end : end + 1] in ("", "\n")
+    if whole_line:
+        end += 1  # the line's own newline goes with it
     return text[:start] + text[end:], Issue(bad.text.strip(), "removed")
 
 
