@@ -6,7 +6,8 @@ the others.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -143,6 +144,91 @@ async def _create(
             details=_audit_details(request, idempotency_key),
         )
     return _submitted(settings, caller, inserted.row, inserted.snapshot, created=True)
+
+
+async def create_jobs(
+    conn: psycopg.AsyncConnection[Any],
+    app: procrastinate.App,
+    settings: Settings,
+    items: Sequence[tuple[Caller, AnalysisRequest]],
+) -> list[Submitted]:
+    """Submit several analyses in ONE transaction (group commit); results in input order.
+
+    Same writes as :func:`create_job` for each job — procrastinate job, row, input, first
+    event, audit row — but a few statements for the whole batch, so concurrent submissions
+    share round trips and one commit. Idempotency keys are not handled here: keyed
+    submissions go through :func:`create_job`. ``conn`` must be in autocommit mode.
+    """
+    job_ids = [uuid.uuid4() for _ in items]
+    async with conn.pipeline(), conn.transaction():
+        procrastinate_ids = await defer_runs(
+            app,
+            conn,
+            [
+                (job_id, request.priority)
+                for job_id, (_, request) in zip(job_ids, items, strict=True)
+            ],
+        )
+        news = [
+            _new_analysis(job_id, caller, request, procrastinate_id, None)
+            for job_id, (caller, request), procrastinate_id in zip(
+                job_ids, items, procrastinate_ids, strict=True
+            )
+        ]
+        pending = await analyses.insert_many(conn, news, dumps=_dumps)
+        await analyses.append_queued_events(conn, job_ids)
+        await audit.record_many(
+            conn,
+            [
+                _audit_entry(job_id, caller, request)
+                for job_id, (caller, request) in zip(job_ids, items, strict=True)
+            ],
+        )
+        rows, queued_before, capacity = await pending.result()
+    positions = jobs.batch_positions(
+        queued_before,
+        [(job_id, request.priority) for job_id, (_, request) in zip(job_ids, items, strict=True)],
+    )
+    return [
+        _submitted(
+            settings, caller, rows[job_id], replace(capacity, position=position), created=True
+        )
+        for job_id, (caller, _), position in zip(job_ids, items, positions, strict=True)
+    ]
+
+
+async def defer_runs(
+    app: procrastinate.App,
+    conn: psycopg.AsyncConnection[Any],
+    runs: Sequence[tuple[uuid.UUID, str]],
+) -> list[int]:
+    """Queue ``bi.run_analysis`` for each ``(job_id, priority)`` in one statement on ``conn``."""
+    pending = [
+        app.configure_task(
+            constants.TASK_RUN_ANALYSIS,
+            connection=conn,
+            queue=constants.QUEUE_ANALYSES,
+            priority=queue.procrastinate_priority(priority),
+        ).make_new_job(job_id=str(job_id))
+        for job_id, priority in runs
+    ]
+    deferred = await app.job_manager.batch_defer_jobs_async(jobs=pending, connection=conn)
+    ids = [job.id for job in deferred]
+    assert all(isinstance(job_id, int) for job_id in ids)
+    return [job_id for job_id in ids if job_id is not None]
+
+
+def _audit_entry(job_id: uuid.UUID, caller: Caller, request: AnalysisRequest) -> audit.Entry:
+    return audit.Entry(
+        user_id=caller.principal.user_id,
+        action="analysis_requested",
+        result="accepted",
+        analysis_type=request.analysis,
+        job_id=job_id,
+        ip=caller.ip,
+        request_id=caller.request_id,
+        details=_audit_details(request, None),
+    )
 
 
 def _new_analysis(

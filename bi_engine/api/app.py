@@ -24,6 +24,7 @@ from bi_engine.api import errors, routes
 from bi_engine.api.endpoints import events
 from bi_engine.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from bi_engine.api.state import EngineState, LifespanHook
+from bi_engine.api.submitter import Submitter
 from bi_engine.db.connection import connect_kwargs
 from bi_engine.metrics import ApiMetrics
 from bi_engine.settings import Settings
@@ -70,7 +71,12 @@ async def _engine(
         app = queue.make_app(settings.require_database_url(), settings.db_schema)
         await queue.open_app(app, pool)
         stack.push_async_callback(app.close_async)
-        state = EngineState(settings=settings, pool=pool, queue=app, metrics=metrics)
+        submitter = Submitter(pool=pool, queue=app, settings=settings)
+        submitter.start()
+        stack.push_async_callback(submitter.close)
+        state = EngineState(
+            settings=settings, pool=pool, queue=app, metrics=metrics, submitter=submitter
+        )
         for hook in hooks:
             await stack.enter_async_context(hook(state))
         yield state

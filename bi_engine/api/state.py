@@ -11,6 +11,7 @@ import procrastinate
 import psycopg_pool
 from starlette.requests import HTTPConnection
 
+from bi_engine.api.submitter import Submitter
 from bi_engine.metrics import ApiMetrics
 from bi_engine.settings import Settings
 
@@ -27,6 +28,8 @@ class EngineState:
     pool: psycopg_pool.AsyncConnectionPool[Any]
     queue: procrastinate.App
     metrics: ApiMetrics
+    submitter: Submitter | None = None
+    """Group commit for submissions (None: each submission commits alone)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -7,6 +7,7 @@ inserts the job, so concurrent duplicates can never create two jobs.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,6 +188,106 @@ async def insert(conn: Connection, new: NewAnalysis, *, dumps: Any = None) -> Pe
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(_INSERT, params)
     return PendingInsert(cursor)
+
+
+_INSERT_MANY: Final = f"""
+WITH rows AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s) AS r(
+        id uuid, user_id text, user_email text, type text, agent_team text, priority text,
+        sensitivity text, options jsonb, callback_url text, procrastinate_job_id bigint,
+        data jsonb)
+), new AS (
+    INSERT INTO analyses (id, user_id, user_email, type, agent_team, priority, sensitivity,
+                          options, callback_url, procrastinate_job_id)
+    SELECT id, user_id, user_email, type, agent_team, priority, sensitivity, options,
+           callback_url, procrastinate_job_id
+      FROM rows
+    RETURNING {COLUMNS}
+), input AS (
+    INSERT INTO analysis_inputs (job_id, data) SELECT id, data FROM rows
+)
+SELECT * FROM new
+"""
+
+_QUEUED_COUNTS: Final = f"""
+SELECT (SELECT count(*) FROM analyses WHERE status = 'queued' AND priority = 'high') AS high,
+       (SELECT count(*) FROM analyses WHERE status = 'queued' AND priority = 'normal') AS normal,
+       (SELECT count(*) FROM analyses WHERE status = 'queued' AND priority = 'low') AS low,
+       {_CAPACITY}
+"""
+
+_FIRST_EVENTS: Final = "SELECT append_events(j, %s) FROM unnest(%s::uuid[]) AS j"
+
+
+def _row_json(new: NewAnalysis, dumps: Any) -> bytes:
+    """One element of the rows array, splicing in the input JSON encoded at validation."""
+    head = {
+        "id": str(new.id),
+        "user_id": new.user_id,
+        "user_email": new.user_email,
+        "type": new.type,
+        "agent_team": new.agent_team,
+        "priority": new.priority,
+        "sensitivity": new.sensitivity,
+        "options": new.options,
+        "callback_url": new.callback_url,
+        "procrastinate_job_id": new.procrastinate_job_id,
+    }
+    data = new.data_json if new.data_json is not None else _as_bytes(dumps(new.data))
+    return _as_bytes(dumps(head))[:-1] + b',"data":' + data + b"}"
+
+
+def _as_bytes(text: str | bytes) -> bytes:
+    return text.encode() if isinstance(text, str) else text
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A multi-row insert sent (in pipeline mode: queued), plus the queue as it was before."""
+
+    counts: psycopg.AsyncCursor[Row]
+    inserted: psycopg.AsyncCursor[Row]
+
+    async def result(self) -> tuple[dict[uuid.UUID, Row], dict[str, int], jobs.QueueSnapshot]:
+        """Rows by id, queued jobs per priority before the batch, and worker capacity."""
+        try:
+            before = await self.counts.fetchone()
+            rows = await self.inserted.fetchall()
+        finally:
+            await self.counts.close()
+            await self.inserted.close()
+        assert before is not None
+        queued = {p: int(before.pop(p)) for p in ("high", "normal", "low")}
+        capacity = jobs.QueueSnapshot(
+            position=0,
+            workers=int(before["workers"]),
+            running=int(before["running"]),
+            avg_run_s=before["avg_run_s"],
+        )
+        return {row["id"]: row for row in rows}, queued, capacity
+
+
+async def insert_many(
+    conn: Connection, news: Sequence[NewAnalysis], *, dumps: Any = None
+) -> PendingBatch:
+    """Insert several jobs and their inputs in one statement (no idempotency keys here).
+
+    Reads the queued counts first, in the same transaction, so positions can be computed
+    for every job of the batch.
+    """
+    encode = dumps or json.dumps
+    rows = b"[" + b",".join(_row_json(new, encode) for new in news) + b"]"
+    counts = conn.cursor(row_factory=dict_row)
+    await counts.execute(_QUEUED_COUNTS)
+    inserted = conn.cursor(row_factory=dict_row)
+    await inserted.execute(_INSERT_MANY, {"rows": Jsonb([], dumps=lambda _value: rows)})
+    return PendingBatch(counts=counts, inserted=inserted)
+
+
+async def append_queued_events(conn: Connection, job_ids: Sequence[uuid.UUID]) -> None:
+    """The first ``status`` event of each new job, through the same ``append_events``."""
+    event = Jsonb([{"kind": "status", "data": {"status": "queued"}}])
+    await conn.execute(_FIRST_EVENTS, (event, list(job_ids)))
 
 
 async def by_idempotency_key(conn: Connection, user_id: str, key: str) -> Row | None:

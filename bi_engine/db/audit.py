@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import psycopg
@@ -31,3 +33,38 @@ async def record(
         _INSERT,
         (user_id, action, analysis_type, job_id, ip, result, request_id, Jsonb(details or {})),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One audit row, for :func:`record_many`."""
+
+    user_id: str | None
+    action: str
+    result: str
+    analysis_type: str | None = None
+    job_id: uuid.UUID | None = None
+    ip: str | None = None
+    request_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_many(conn: psycopg.AsyncConnection[Any], entries: Sequence[Entry]) -> None:
+    """Several audit rows (pipelined: one round trip in pipeline mode)."""
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            _INSERT,
+            [
+                (
+                    e.user_id,
+                    e.action,
+                    e.analysis_type,
+                    e.job_id,
+                    e.ip,
+                    e.result,
+                    e.request_id,
+                    Jsonb(e.details),
+                )
+                for e in entries
+            ],
+        )

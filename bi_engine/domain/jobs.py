@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -24,6 +25,7 @@ Priority = Literal["high", "normal", "low"]
 DEFAULT_RUN_S: Final = 60.0
 """Assumed run time of a job while no job has completed recently."""
 HIGHER_PRIORITIES: Final = {"high": (), "normal": ("high",), "low": ("high", "normal")}
+PRIORITY_RANK: Final = {"high": 2, "normal": 1, "low": 0}
 
 
 class JobNotFound(BIError):
@@ -94,6 +96,28 @@ class QueueSnapshot:
     workers: int
     running: int
     avg_run_s: float | None
+
+
+def batch_positions(
+    queued_before: Mapping[str, int], members: Sequence[tuple[uuid.UUID, str]]
+) -> list[int]:
+    """Queue positions of jobs queued in one transaction (``(id, priority)`` each).
+
+    Every job queued before the batch with the same or a higher priority is ahead; inside
+    the batch the jobs share ``queued_at``, so among equal priorities the lower id goes
+    first, as in the database's ordering.
+    """
+    positions = []
+    for job_id, priority in members:
+        rank = PRIORITY_RANK[priority]
+        ahead = sum(n for p, n in queued_before.items() if PRIORITY_RANK[p] >= rank)
+        ahead += sum(
+            1
+            for other_id, other in members
+            if PRIORITY_RANK[other] > rank or (PRIORITY_RANK[other] == rank and other_id < job_id)
+        )
+        positions.append(ahead + 1)
+    return positions
 
 
 def estimate_start(

@@ -53,15 +53,7 @@ async def analyze(request: Request) -> Response:
     key = idempotency_key(request.headers.get("idempotency-key"))
     body = await request.body()
     parsed = submission.parse(decode_json(body), raw=body)
-    async with state.pool.connection() as conn:
-        submitted = await submit.create_job(
-            conn,
-            state.queue,
-            state.settings,
-            context.caller(request, who),
-            parsed,
-            idempotency_key=key,
-        )
+    submitted = await _submit(state, context.caller(request, who), parsed, key)
     if submitted.created:
         state.metrics.jobs_submitted.labels(parsed.analysis, parsed.priority).inc()
     headers = {"Location": jobs.status_url(submitted.job_id)}
@@ -74,6 +66,21 @@ async def analyze(request: Request) -> Response:
     if wait_s is None:
         return JSONResponse(submitted.document(), status_code=202, headers=headers)
     return await _after_wait(state, submitted, wait_s, headers)
+
+
+async def _submit(
+    state: EngineState,
+    caller: submit.Caller,
+    parsed: submission.AnalysisRequest,
+    key: str | None,
+) -> submit.Submitted:
+    """Without an Idempotency-Key the submission joins the next group commit."""
+    if key is None and state.submitter is not None:
+        return await state.submitter.submit(caller, parsed)
+    async with state.pool.connection() as conn:
+        return await submit.create_job(
+            conn, state.queue, state.settings, caller, parsed, idempotency_key=key
+        )
 
 
 async def _after_wait(

@@ -142,3 +142,16 @@ def test_report_html_escapes_raw_html() -> None:
     assert "<h1>Title</h1>" in page
     assert "<script>" not in page
     assert "<table>" in page
+
+
+def test_batch_positions_follow_priority_then_id() -> None:
+    a, b, c, d = (uuid.UUID(int=n) for n in (1, 2, 3, 4))
+    before = {"high": 2, "normal": 3, "low": 5}
+    members = [(d, "normal"), (a, "low"), (c, "high"), (b, "normal")]
+    # high: 2 queued high + 1; normal: 2 high + 3 normal + c + (b before d)
+    assert jobs.batch_positions(before, members) == [
+        2 + 3 + 1 + 1 + 1,
+        10 + 3 + 1,
+        3,
+        2 + 3 + 1 + 1,
+    ]
