@@ -119,6 +119,11 @@ def callback_hook(app: procrastinate.App) -> progress.OnTerminal:
     return on_terminal
 
 
+def pool_size(options: WorkerOptions) -> int:
+    """A connection per job slot plus fetch/finish, heartbeats, abort polls, maintenance."""
+    return options.concurrency + 6
+
+
 def make_pool(settings: Settings, size: int) -> psycopg_pool.AsyncConnectionPool[Any]:
     """Autocommit connections with dict rows: procrastinate's calls are single statements
     (one round trip each); the pipeline opens explicit transactions where it needs them."""
@@ -179,36 +184,58 @@ async def run_worker(
     """
     prepare_environment()
     quiet_procrastinate()
-    registry = registry or runners.default_registry()
-    async with make_pool(settings, options.concurrency + 6) as pool:
+    async with make_pool(settings, pool_size(options)) as pool:
         app = build_app(settings)
         async with app.open_async(pool=pool):
-            deps = pipeline.Deps(
-                settings=settings,
-                pool=pool,
-                registry=registry,
-                on_terminal=on_terminal or callback_hook(app),
-                progress_interval_s=options.progress_interval_s,
-                watch_interval_s=options.watch_interval_s,
+            engine = make_engine(
+                app, settings, pool, options, registry=registry, on_terminal=on_terminal
             )
-            engine = tasks.Engine(app=app, deps=deps, fair_share=options.fair_share)
-            lanes = _lanes(app, settings, options, engine)
+            lanes = make_lanes(app, settings, options, engine)
             log.info(
                 "worker_started",
                 name=options.name,
                 concurrency=options.concurrency,
                 queues=list(options.queues),
-                types=list(registry),
+                types=list(engine.deps.registry),
             )
             with _stop_on_signals(lambda: _stop(lanes)):
                 await _run_lanes(lanes)
     log.info("worker_stopped", name=options.name)
 
 
-def _lanes(
-    app: procrastinate.App, settings: Settings, options: WorkerOptions, engine: tasks.Engine
+def make_engine(
+    app: procrastinate.App,
+    settings: Settings,
+    pool: psycopg_pool.AsyncConnectionPool[Any],
+    options: WorkerOptions,
+    *,
+    registry: runners.RunnerRegistry | None = None,
+    on_terminal: progress.OnTerminal | None = None,
+) -> tasks.Engine:
+    """What the tasks share in this process (handed to them by procrastinate)."""
+    deps = pipeline.Deps(
+        settings=settings,
+        pool=pool,
+        registry=registry or runners.default_registry(),
+        on_terminal=on_terminal or callback_hook(app),
+        progress_interval_s=options.progress_interval_s,
+        watch_interval_s=options.watch_interval_s,
+    )
+    return tasks.Engine(app=app, deps=deps, fair_share=options.fair_share)
+
+
+def make_lanes(
+    app: procrastinate.App,
+    settings: Settings,
+    options: WorkerOptions,
+    engine: tasks.Engine,
+    *,
+    wait: bool = True,
 ) -> list[procrastinate_worker.Worker]:
+    """The job lane and (unless disabled) the maintenance lane; ``wait=False`` drains and
+    returns (benchmarks)."""
     common: dict[str, Any] = {
+        "wait": wait,
         "additional_context": {tasks.CONTEXT_KEY: engine},
         "install_signal_handlers": False,
         "shutdown_graceful_timeout": options.shutdown_grace_s,

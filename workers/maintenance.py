@@ -203,7 +203,7 @@ async def _settle(
     if row is None:
         return
     await event_log.append(conn, analysis["id"], [change.event])
-    if change.terminal and on_terminal is not None:
+    if change.terminal and on_terminal is not None and row["callback_url"]:
         await on_terminal(conn, row, change.kind)
 
 

@@ -5,9 +5,9 @@
                 │  watcher: abort request, deadline, lost ownership├─> cancelled
                 └─────────────────────────────────────────────────└─> queued + retrying
 
-The runner runs as its own task beside a watcher that polls the analysis row (abort
-requested? still ours?) and enforces ``BI_JOB_TIMEOUT_S``; when the watcher fires, the
-runner is cancelled, so even a long step is stopped within ``watch_interval_s``. Each
+The runner runs as its own task; while waiting for it the attempt polls the analysis row
+(abort requested? still ours?) every ``watch_interval_s`` and enforces ``BI_JOB_TIMEOUT_S``;
+when one of them fires the runner is cancelled, so even a long step is stopped promptly. Each
 outcome is written in one transaction with its terminal event (see ``progress.py``).
 
 Between attempts the analysis is ``queued`` again: a ``retrying`` status event carries the
@@ -108,7 +108,7 @@ class _Attempt:
             self.job_id,
             self.attempt,
             interval_s=deps.progress_interval_s,
-            on_terminal=deps.on_terminal,
+            on_terminal=deps.on_terminal if row["callback_url"] else None,
         )
 
     async def run(self) -> Outcome:
@@ -132,14 +132,12 @@ class _Attempt:
 
     async def _supervise(self, runner: AnalysisRunner) -> Outcome:
         runner_task = asyncio.ensure_future(runner(self._context(), self.reporter))
-        watcher = asyncio.ensure_future(self._watch())
         try:
-            await asyncio.wait({runner_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            await self._watch(runner_task)
         finally:
-            watcher.cancel()
             if not runner_task.done():
                 runner_task.cancel()
-            await asyncio.wait({runner_task, watcher})
+                await asyncio.wait({runner_task})
         if self.reason is not None:
             return await self._stopped()
         return await self._finished(runner_task)
@@ -186,14 +184,18 @@ class _Attempt:
             self.reason = CANCELLED
         return self.reason is not None
 
-    async def _watch(self) -> None:
-        """Poll the row and the clock until there is a reason to stop the runner."""
+    async def _watch(self, runner_task: asyncio.Future[AnalysisOutcome]) -> None:
+        """Wait for the runner; between waits poll the row and the clock for a reason to stop."""
         while self.reason is None:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 self.reason = TIMEOUT
                 return
-            await asyncio.sleep(min(self.deps.watch_interval_s, left))
+            done, _ = await asyncio.wait(
+                {runner_task}, timeout=min(self.deps.watch_interval_s, left)
+            )
+            if done:
+                return
             if self.queue.should_abort():
                 self.reason = CANCELLED
                 return

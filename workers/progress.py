@@ -42,7 +42,7 @@ STEP_RETRY: Final = "Waiting to retry"
 STEP_HANDED_BACK: Final = "Waiting for an available AI Team"
 
 OnTerminal = Callable[[psycopg.AsyncConnection[Any], job_runs.Row, str], Awaitable[None]]
-"""Called inside the transaction that ends a job (e.g. to queue its callback)."""
+"""Called inside the transaction that ends a job with a ``callback_url`` (to queue it)."""
 
 log = get_logger("bi.worker")
 
@@ -66,7 +66,7 @@ class Change:
     kind: str
     """``completed``, ``failed``, ``cancelled`` or ``retrying``."""
     apply: Callable[
-        [psycopg.AsyncConnection[Any], uuid.UUID, job_runs.Fence, float],
+        [psycopg.AsyncConnection[Any], uuid.UUID, job_runs.Fence, float, list[event_log.Event]],
         Awaitable[job_runs.Row | None],
     ]
     event: event_log.Event
@@ -107,7 +107,8 @@ class ProgressReporter:
         self._last_flush = self._t0
         self._pending = _Pending()
         self._lock = asyncio.Lock()
-        self._timer: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._lost = False
         self._closed = False
@@ -189,24 +190,31 @@ class ProgressReporter:
             raise error
 
     def _schedule(self) -> None:
-        if self._closed or (self._timer is not None and not self._timer.done()):
+        """Flush at most once per interval: a timer, armed only while something is pending."""
+        if self._closed or self._timer is not None:
             return
+        if self._flushing is not None and not self._flushing.done():
+            return  # the running flush re-arms the timer if more arrived meanwhile
         delay = max(0.0, self._last_flush + self._interval - time.monotonic())
-        self._timer = asyncio.get_running_loop().create_task(self._flush_later(delay))
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and not self._timer.done():
+        if self._timer is not None:
             self._timer.cancel()
         self._timer = None
 
-    async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+    def _fire(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
         try:
             await self._shielded(None)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # reported to the runner by its next progress() call
             self._error = exc
+        if self._pending and not self._lost:
+            self._schedule()
 
     async def _shielded(self, change: Change | None) -> job_runs.Row | None:
         """Run the write as its own task: a cancelled caller never cuts a transaction."""
@@ -232,28 +240,41 @@ class ProgressReporter:
             return None
         elapsed = time.monotonic() - self._t0
         events = [*pending.events, *([change.event] if change else [])]
-        async with self._pool.connection() as conn, conn.transaction():
-            if change is not None:
-                row = await change.apply(conn, self.job_id, self._fence, elapsed)
+        hook = self._on_terminal if change is not None and change.terminal else None
+        async with self._pool.connection() as conn:
+            if hook is None:  # one statement, its own transaction
+                row = await self._apply(conn, pending, change, elapsed, events)
             else:
-                row = await job_runs.mark_running(
-                    conn,
-                    self.job_id,
-                    self._fence,
-                    elapsed_s=elapsed,
-                    progress=pending.progress,
-                    step=pending.step or (STEP_RUNNING if pending.start else None),
-                )
-            if row is None:
-                self._lost = True
-                return None
-            if events:
-                await event_log.append(conn, self.job_id, events)
-            if change is not None and change.terminal and self._on_terminal is not None:
-                await self._run_hook(conn, row, change.kind)
+                async with conn.transaction():
+                    row = await self._apply(conn, pending, change, elapsed, events)
+                    if row is not None:
+                        await self._run_hook(conn, row, change.kind if change else "")
+        if row is None:
+            self._lost = True
+            return None
         self.flushes += 1
         self._fence = job_runs.Fence(self.attempt, started=True)
         return row
+
+    async def _apply(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        pending: _Pending,
+        change: Change | None,
+        elapsed: float,
+        events: list[event_log.Event],
+    ) -> job_runs.Row | None:
+        if change is not None:
+            return await change.apply(conn, self.job_id, self._fence, elapsed, events)
+        return await job_runs.mark_running(
+            conn,
+            self.job_id,
+            self._fence,
+            elapsed_s=elapsed,
+            progress=pending.progress,
+            step=pending.step or (STEP_RUNNING if pending.start else None),
+            events=events,
+        )
 
     async def _run_hook(
         self, conn: psycopg.AsyncConnection[Any], row: job_runs.Row, kind: str
@@ -290,9 +311,13 @@ def _consume(task: asyncio.Future[Any]) -> None:
 
 def completed(done: job_runs.Completion, headline: str, job_id: uuid.UUID) -> Change:
     async def apply(
-        conn: psycopg.AsyncConnection[Any], jid: uuid.UUID, fence: job_runs.Fence, el: float
+        conn: psycopg.AsyncConnection[Any],
+        jid: uuid.UUID,
+        fence: job_runs.Fence,
+        el: float,
+        events: list[event_log.Event],
     ) -> job_runs.Row | None:
-        return await job_runs.complete(conn, jid, fence, done, elapsed_s=el)
+        return await job_runs.complete(conn, jid, fence, done, elapsed_s=el, events=events)
 
     data = {
         "status": "completed",
@@ -304,10 +329,21 @@ def completed(done: job_runs.Completion, headline: str, job_id: uuid.UUID) -> Ch
 
 def failed(code: str, message: str) -> Change:
     async def apply(
-        conn: psycopg.AsyncConnection[Any], jid: uuid.UUID, fence: job_runs.Fence, el: float
+        conn: psycopg.AsyncConnection[Any],
+        jid: uuid.UUID,
+        fence: job_runs.Fence,
+        el: float,
+        events: list[event_log.Event],
     ) -> job_runs.Row | None:
         return await job_runs.fail(
-            conn, jid, fence, code=code, message=message, step=STEP_FAILED, elapsed_s=el
+            conn,
+            jid,
+            fence,
+            code=code,
+            message=message,
+            step=STEP_FAILED,
+            elapsed_s=el,
+            events=events,
         )
 
     data = {"status": "failed", "error": {"code": code, "message": message}}
@@ -316,10 +352,14 @@ def failed(code: str, message: str) -> Change:
 
 def cancelled(message: str = "The analysis was cancelled on request.") -> Change:
     async def apply(
-        conn: psycopg.AsyncConnection[Any], jid: uuid.UUID, fence: job_runs.Fence, el: float
+        conn: psycopg.AsyncConnection[Any],
+        jid: uuid.UUID,
+        fence: job_runs.Fence,
+        el: float,
+        events: list[event_log.Event],
     ) -> job_runs.Row | None:
         return await job_runs.cancel(
-            conn, jid, fence, message=message, step=STEP_CANCELLED, elapsed_s=el
+            conn, jid, fence, message=message, step=STEP_CANCELLED, elapsed_s=el, events=events
         )
 
     data = {"status": "cancelled", "message": message}
@@ -330,9 +370,13 @@ def retrying(attempt: int, retry_in_s: float, reason: str, *, handed_back: bool 
     step = STEP_HANDED_BACK if handed_back else STEP_RETRY
 
     async def apply(
-        conn: psycopg.AsyncConnection[Any], jid: uuid.UUID, fence: job_runs.Fence, el: float
+        conn: psycopg.AsyncConnection[Any],
+        jid: uuid.UUID,
+        fence: job_runs.Fence,
+        el: float,
+        events: list[event_log.Event],
     ) -> job_runs.Row | None:
-        return await job_runs.requeue(conn, jid, fence, step=step, elapsed_s=el)
+        return await job_runs.requeue(conn, jid, fence, step=step, elapsed_s=el, events=events)
 
     data = {"status": "retrying", "attempt": attempt, "retry_in_s": retry_in_s, "reason": reason}
     return Change("retrying", apply, {"kind": "status", "data": data}, terminal=False)

@@ -39,6 +39,7 @@ _TRANSIENT_NAMES: Final = frozenset(
     }
 )
 _DATA_CODES: Final = frozenset({"invalid_data", "unsupported_type"})
+_DATABASE_DOWN: Final = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 
 class TransientJobError(BIError):
@@ -115,7 +116,9 @@ class EngineRetryStrategy(procrastinate.BaseRetryStrategy):
     """Retry exactly when the pipeline says so, and hand back jobs stopped by a shutdown.
 
     The pipeline has already written the ``retrying`` event and put the analysis back to
-    ``queued``; procrastinate only reschedules its own job row.
+    ``queued``; procrastinate only reschedules its own job row. When the database itself
+    failed the pipeline (it could not load the job or record its end), the job is tried
+    again later too: the attempt fence keeps that safe.
     """
 
     def get_retry_decision(
@@ -126,6 +129,9 @@ class EngineRetryStrategy(procrastinate.BaseRetryStrategy):
         if isinstance(exception, asyncio.CancelledError):
             # the task re-raises CancelledError only for a worker shutdown: run it again now
             return _retry_in(0.0)
+        if isinstance(exception, _DATABASE_DOWN) and getattr(job, "attempts", 0) < MAX_ATTEMPTS:
+            # the database failed the pipeline itself (loading the job, recording its end)
+            return _retry_in(backoff_s(getattr(job, "attempts", 0) + 1))
         return None
 
 

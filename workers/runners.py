@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from bi_engine.domain.result import KPI, Analysis, Summary
 from bi_engine.domain.vocabulary import TEAM_DISPLAY
 from bi_engine.logging import get_logger
 from workers.job import AnalysisOutcome, AnalysisRunner, JobContext, ProgressSink
@@ -150,28 +149,31 @@ def _test_options(data: dict[str, Any]) -> tuple[float, int]:
 
 
 def _test_outcome(ctx: JobContext, sleep_s: float) -> AnalysisOutcome:
+    """The contract's result shape (``data.analysis`` as in ``bi_engine.domain.result``)."""
     headline = "Smoke test completed: the pipeline works end to end"
-    analysis = Analysis(
-        summary=Summary(
-            headline=headline,
-            executive_summary=(
-                f"The test job ran on attempt {ctx.attempt}, worked for {sleep_s:g} s "
-                f"and read {len(ctx.data)} input fields. No analysis was performed."
-            ),
-        ),
-        kpis=[
-            KPI(name="duration_seconds", value=sleep_s, unit="seconds", label="Time worked"),
-            KPI(name="attempt", value=ctx.attempt, label="Attempt that completed"),
-            KPI(name="input_fields", value=len(ctx.data), label="Input fields read"),
-        ],
+    fields = len(ctx.data)
+    summary = (
+        f"The test job ran on attempt {ctx.attempt}, worked for {sleep_s:g} s "
+        f"and read {fields} input fields. No analysis was performed."
     )
+    analysis = {
+        "summary": {"headline": headline, "executive_summary": summary},
+        "kpis": [
+            _kpi("duration_seconds", sleep_s, "seconds", "Time worked"),
+            _kpi("attempt", ctx.attempt, "", "Attempt that completed"),
+            _kpi("input_fields", fields, "", "Input fields read"),
+        ],
+        "findings": [],
+        "recommendations": [],
+        "roadmap": [],
+    }
     report = (
         f"# Smoke test\n\n{headline}.\n\n"
         f"- Attempt: {ctx.attempt}\n- Time worked: {sleep_s:g} s\n"
-        f"- Input fields read: {len(ctx.data)}\n"
+        f"- Input fields read: {fields}\n"
     )
     result = {
-        "analysis": analysis.model_dump(mode="json"),
+        "analysis": analysis,
         "report_markdown": report,
         "team": [],
         "llm": {
@@ -184,3 +186,7 @@ def _test_outcome(ctx: JobContext, sleep_s: float) -> AnalysisOutcome:
     return AnalysisOutcome(
         result=result, report_markdown=report, headline=headline, provider="none"
     )
+
+
+def _kpi(name: str, value: float, unit: str, label: str) -> dict[str, Any]:
+    return {"name": name, "value": value, "unit": unit, "label": label, "formula": None}

@@ -3,13 +3,19 @@
 Every state change of a running attempt is a compare-and-set on ``analyses.attempts``: an
 attempt writes only while the row still says it owns it. A worker that was presumed dead
 and comes back (or a duplicate execution) therefore changes nothing, and a job completes
-exactly once. The caller wraps each change and its events in one transaction.
+exactly once.
+
+Each write is ONE statement: the fenced UPDATE of the analysis and the INSERT of its events
+(a data-modifying CTE), so it commits on its own in one round trip and fires one NOTIFY.
+The events get contiguous ``seq`` numbers from ``last_seq`` exactly as
+``append_events`` numbers them (the same row update reserves them), and nothing is logged
+when the fence refuses the write.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, LiteralString
 
@@ -18,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 JobId = uuid.UUID | str
 Row = dict[str, Any]
+Event = dict[str, Any]
 
 ACTIVE: Final = ("queued", "running")
 
@@ -33,12 +40,15 @@ class Fence:
     attempt: int
     started: bool
 
-    def params(self, job_id: JobId, elapsed_s: float) -> dict[str, Any]:
+    def params(
+        self, job_id: JobId, elapsed_s: float, events: Sequence[Event] = ()
+    ) -> dict[str, Any]:
         return {
             "id": job_id,
             "attempt": self.attempt,
             "started": self.started,
             "elapsed": max(0.0, elapsed_s),
+            "events": Jsonb(list(events)),
         }
 
 
@@ -52,7 +62,16 @@ _CLAIM: Final = """attempts = %(attempt)s,
        started_at = COALESCE(started_at,
            GREATEST(created_at, clock_timestamp() - make_interval(secs => %(elapsed)s))),
        updated_at = now()"""
-_RETURNING: Final = " RETURNING id, user_id, type, status, attempts, callback_url"
+_RESERVE: Final = "last_seq = last_seq + jsonb_array_length(%(events)s),\n       "
+_RETURNING: Final = """
+    RETURNING id, user_id, type, status, attempts, callback_url, last_seq
+), logged AS (
+    INSERT INTO analysis_events (job_id, seq, kind, data)
+    SELECT c.id, c.last_seq - jsonb_array_length(%(events)s) + e.n::integer,
+           e.value ->> 'kind', COALESCE(e.value -> 'data', '{}'::jsonb)
+      FROM changed c, jsonb_array_elements(%(events)s) WITH ORDINALITY AS e(value, n)
+)
+SELECT id, user_id, type, status, attempts, callback_url FROM changed"""
 
 _LOAD: Final = """
 SELECT a.id, a.user_id, a.type, a.status, a.priority, a.sensitivity, a.options, a.agent_team,
@@ -64,12 +83,14 @@ _WATCH: Final = "SELECT status, attempts, abort_requested_at FROM analyses WHERE
 
 _RUNNING: Final = (
     """
+WITH changed AS (
 UPDATE analyses
    SET status = 'running',
        progress = COALESCE(%(progress)s, CASE WHEN %(started)s THEN progress ELSE 0 END),
        current_step = CASE WHEN %(started)s THEN COALESCE(%(step)s, current_step)
                            ELSE %(step)s END,
        """
+    + _RESERVE
     + _CLAIM
     + _FENCE
     + _RETURNING
@@ -77,6 +98,7 @@ UPDATE analyses
 
 _COMPLETE: Final = (
     """
+WITH changed AS (
 UPDATE analyses
    SET status = 'completed', progress = 100, current_step = %(step)s,
        result = %(result)s, report_markdown = %(report)s, provider = %(provider)s,
@@ -84,6 +106,7 @@ UPDATE analyses
        cost_eur = %(cost)s, error_code = NULL, error_message = NULL,
        finished_at = clock_timestamp(),
        """
+    + _RESERVE
     + _CLAIM
     + _FENCE
     + _RETURNING
@@ -91,10 +114,12 @@ UPDATE analyses
 
 _FAIL: Final = (
     """
+WITH changed AS (
 UPDATE analyses
    SET status = 'failed', current_step = %(step)s, error_code = %(code)s,
        error_message = %(message)s, finished_at = clock_timestamp(),
        """
+    + _RESERVE
     + _CLAIM
     + _FENCE
     + _RETURNING
@@ -102,10 +127,12 @@ UPDATE analyses
 
 _CANCEL: Final = (
     """
+WITH changed AS (
 UPDATE analyses
    SET status = 'cancelled', current_step = %(step)s, error_code = 'cancelled',
        error_message = %(message)s, finished_at = clock_timestamp(),
        """
+    + _RESERVE
     + _CLAIM
     + _FENCE
     + _RETURNING
@@ -113,9 +140,11 @@ UPDATE analyses
 
 _REQUEUE: Final = (
     """
+WITH changed AS (
 UPDATE analyses
    SET status = 'queued', current_step = %(step)s,
        """
+    + _RESERVE
     + _CLAIM
     + _FENCE
     + _RETURNING
@@ -142,9 +171,10 @@ async def mark_running(
     elapsed_s: float,
     progress: int | None = None,
     step: str | None = None,
+    events: Sequence[Event] = (),
 ) -> Row | None:
     """Record the start of the attempt and/or its latest progress; None if not the owner."""
-    params = fence.params(job_id, elapsed_s) | {"progress": progress, "step": step}
+    params = fence.params(job_id, elapsed_s, events) | {"progress": progress, "step": step}
     return await _one(conn, _RUNNING, params)
 
 
@@ -167,8 +197,9 @@ async def complete(
     done: Completion,
     *,
     elapsed_s: float,
+    events: Sequence[Event] = (),
 ) -> Row | None:
-    params = fence.params(job_id, elapsed_s) | {
+    params = fence.params(job_id, elapsed_s, events) | {
         "result": Jsonb(dict(done.result)),
         "report": done.report_markdown,
         "provider": done.provider,
@@ -190,8 +221,13 @@ async def fail(
     message: str,
     step: str,
     elapsed_s: float,
+    events: Sequence[Event] = (),
 ) -> Row | None:
-    params = fence.params(job_id, elapsed_s) | {"code": code, "message": message, "step": step}
+    params = fence.params(job_id, elapsed_s, events) | {
+        "code": code,
+        "message": message,
+        "step": step,
+    }
     return await _one(conn, _FAIL, params)
 
 
@@ -203,8 +239,9 @@ async def cancel(
     message: str,
     step: str,
     elapsed_s: float,
+    events: Sequence[Event] = (),
 ) -> Row | None:
-    params = fence.params(job_id, elapsed_s) | {"message": message, "step": step}
+    params = fence.params(job_id, elapsed_s, events) | {"message": message, "step": step}
     return await _one(conn, _CANCEL, params)
 
 
@@ -215,9 +252,10 @@ async def requeue(
     *,
     step: str,
     elapsed_s: float,
+    events: Sequence[Event] = (),
 ) -> Row | None:
     """Back to ``queued`` between attempts (a retry, or a hand-back on shutdown)."""
-    params = fence.params(job_id, elapsed_s) | {"step": step}
+    params = fence.params(job_id, elapsed_s, events) | {"step": step}
     return await _one(conn, _REQUEUE, params)
 
 

@@ -18,6 +18,7 @@ from workers import pipeline
 pytestmark = pytest.mark.integration
 
 Conn = psycopg.AsyncConnection[Any]
+HOOK_URL = "http://backend-dev:3001/hooks/bi"
 
 
 async def test_a_quick_job_completes_with_its_whole_log_in_one_notify(
@@ -240,9 +241,11 @@ async def test_the_terminal_hook_runs_inside_the_final_transaction(
     hooked = pipeline.Deps(
         settings=settings, pool=deps.pool, registry=deps.registry, on_terminal=hook
     )
-    job_id = await support.submit_job(conn, app, settings)
+    job_id = await support.submit_job(conn, app, settings, callback_url=HOOK_URL)
+    silent = await support.submit_job(conn, app, settings)
     assert (await pipeline.run_analysis(hooked, job_id)).kind == "completed"
-    assert seen == [(str(job_id), "completed", "completed")]
+    assert (await pipeline.run_analysis(hooked, silent)).kind == "completed"
+    assert seen == [(str(job_id), "completed", "completed")]  # only jobs with a callback_url
 
 
 async def test_a_failing_terminal_hook_never_strands_the_job(
@@ -254,7 +257,7 @@ async def test_a_failing_terminal_hook_never_strands_the_job(
     hooked = pipeline.Deps(
         settings=settings, pool=deps.pool, registry=deps.registry, on_terminal=broken
     )
-    job_id = await support.submit_job(conn, app, settings)
+    job_id = await support.submit_job(conn, app, settings, callback_url=HOOK_URL)
     assert (await pipeline.run_analysis(hooked, job_id)).kind == "completed"
     assert (await support.row(conn, job_id))["status"] == "completed"
 

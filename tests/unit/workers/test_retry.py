@@ -107,3 +107,15 @@ def test_the_strategy_retries_when_told_and_hands_back_shutdowns() -> None:
     assert (now.retry_at - before).total_seconds() < 0.5
     for exc in (retry.JobFailed("invalid_data"), ValueError()):
         assert strategy.get_retry_decision(exception=exc, job=None) is None
+
+
+def test_a_database_outage_around_the_pipeline_is_retried_a_few_times() -> None:
+    strategy = retry.EngineRetryStrategy()
+
+    class Job:
+        def __init__(self, attempts: int) -> None:
+            self.attempts = attempts
+
+    outage = psycopg.OperationalError("connection refused")
+    assert strategy.get_retry_decision(exception=outage, job=Job(0)) is not None
+    assert strategy.get_retry_decision(exception=outage, job=Job(3)) is None
