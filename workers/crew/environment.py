@@ -8,8 +8,13 @@ It runs when ``workers.crew`` is imported, which every module that imports crewa
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +25,7 @@ FORCED: Final = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
 }
 STORAGE_NAME: Final = "bi-engine-crews"
+"""crewai's data folder for this engine; each process gets its own sub-folder."""
 
 
 def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -38,8 +44,15 @@ def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
     if env.get("XDG_DATA_HOME") != data:
         env["XDG_DATA_HOME"] = changed["XDG_DATA_HOME"] = data
     if not env.get("CREWAI_STORAGE_DIR"):
-        env["CREWAI_STORAGE_DIR"] = changed["CREWAI_STORAGE_DIR"] = STORAGE_NAME
+        own = f"{STORAGE_NAME}/{os.getpid()}"
+        env["CREWAI_STORAGE_DIR"] = changed["CREWAI_STORAGE_DIR"] = own
+        if environ is None:
+            atexit.register(_remove, Path(data) / STORAGE_NAME / str(os.getpid()))
     return changed
+
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _writable(path: str) -> bool:
@@ -88,3 +101,28 @@ def silence_deprecated_fields(*classes: type) -> list[str]:
                 setattr(cls, name, _SilentField(name))
                 silenced.append(f"{cls.__name__}.{name}")
     return silenced
+
+
+class LocalLocks:
+    """crewai's named locks as in-process locks.
+
+    crewai guards its (per-process, see :func:`prepare`) SQLite task log with a file lock
+    in the temp folder that waiters poll every quarter second, or with Redis when
+    ``REDIS_URL`` is set; concurrent crews of one worker then queue behind each other.
+    Threading locks hand over at once and never touch Redis.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def __call__(self, name: str, *, timeout: float = 120.0) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        if not lock.acquire(timeout=timeout):
+            raise TimeoutError(f"crewai lock {name!r} was busy for {timeout:g} s")
+        try:
+            yield
+        finally:
+            lock.release()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,9 +68,18 @@ def test_environment_is_made_writable_and_quiet(tmp_path: Path) -> None:
     assert env["HOME"] != str(blocker / "home")
     assert Path(env["HOME"]).is_dir()
     assert env["XDG_DATA_HOME"].startswith(env["HOME"])
-    assert env["CREWAI_STORAGE_DIR"] == environment.STORAGE_NAME
+    assert env["CREWAI_STORAGE_DIR"] == f"{environment.STORAGE_NAME}/{os.getpid()}"
     assert {"HOME", "XDG_DATA_HOME", "CREWAI_STORAGE_DIR"} <= set(changed)
     mine = {"HOME": str(tmp_path), "CREWAI_STORAGE_DIR": "x"}
     environment.prepare(mine)
     assert mine["HOME"] == str(tmp_path)
     assert mine["CREWAI_STORAGE_DIR"] == "x"
+
+
+def test_crewai_locks_are_in_process() -> None:
+    from crewai_core import lock_store
+
+    assert isinstance(lock_store._backend, environment.LocalLocks)
+    with lock_store.lock("sqlite:/tmp/x"), pytest.raises(TimeoutError):  # noqa: SIM117
+        with lock_store.lock("sqlite:/tmp/x", timeout=0.05):
+            pass  # the same lock, held: busy
