@@ -132,15 +132,22 @@ async def notify_ceiling(url: str, seconds: float, connections: int = 8) -> Run:
 
 
 async def closed_loop(base: str, token: str, concurrency: int, seconds: float) -> Run:
+    """``concurrency`` users, each with its own keep-alive connection (an httpx client of
+    one connection: a shared pool costs the client O(connections) per request)."""
     run = Run(f"POST /analyze, {concurrency:>3} in flight")
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers) as client:
-        await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)  # warm the connection
+    clients = [
+        httpx.AsyncClient(base_url=base, headers=headers, limits=httpx.Limits(max_connections=1))
+        for _ in range(concurrency)
+    ]
+    try:
+        await asyncio.gather(
+            *(c.post(f"{constants.API_PREFIX}/analyze", json=BODY) for c in clients)
+        )
         started = time.perf_counter()
         deadline = started + seconds
 
-        async def user() -> None:
+        async def user(client: httpx.AsyncClient) -> None:
             while time.perf_counter() < deadline:
                 begin = time.perf_counter()
                 response = await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
@@ -149,8 +156,11 @@ async def closed_loop(base: str, token: str, concurrency: int, seconds: float) -
                 else:
                     run.errors += 1
 
-        await asyncio.gather(*(user() for _ in range(concurrency)))
+        await asyncio.gather(*(user(client) for client in clients))
         run.seconds = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
     return run
 
 

@@ -1,6 +1,7 @@
 """The submit use case: one transaction writes the job, its input, its idempotency key, the
 queued procrastinate job, the first ``status`` event and the audit row — never one without
-the others.
+the others. :func:`create_job` writes one job; :func:`create_jobs` several in one
+transaction (the API's group commit).
 """
 
 from __future__ import annotations
@@ -160,15 +161,10 @@ async def create_jobs(
     submissions go through :func:`create_job`. ``conn`` must be in autocommit mode.
     """
     job_ids = [uuid.uuid4() for _ in items]
+    pairs = list(zip(job_ids, items, strict=True))
+    members = [(job_id, request.priority) for job_id, (_, request) in pairs]
     async with conn.pipeline(), conn.transaction():
-        procrastinate_ids = await defer_runs(
-            app,
-            conn,
-            [
-                (job_id, request.priority)
-                for job_id, (_, request) in zip(job_ids, items, strict=True)
-            ],
-        )
+        procrastinate_ids = await defer_runs(app, conn, members)
         news = [
             _new_analysis(job_id, caller, request, procrastinate_id, None)
             for job_id, (caller, request), procrastinate_id in zip(
@@ -177,18 +173,10 @@ async def create_jobs(
         ]
         pending = await analyses.insert_many(conn, news, dumps=_dumps)
         await analyses.append_queued_events(conn, job_ids)
-        await audit.record_many(
-            conn,
-            [
-                _audit_entry(job_id, caller, request)
-                for job_id, (caller, request) in zip(job_ids, items, strict=True)
-            ],
-        )
+        entries = [_audit_entry(job_id, *item) for job_id, item in pairs]
+        await audit.record_many(conn, entries)
         rows, queued_before, capacity = await pending.result()
-    positions = jobs.batch_positions(
-        queued_before,
-        [(job_id, request.priority) for job_id, (_, request) in zip(job_ids, items, strict=True)],
-    )
+    positions = jobs.batch_positions(queued_before, members)
     return [
         _submitted(
             settings, caller, rows[job_id], replace(capacity, position=position), created=True
