@@ -34,6 +34,7 @@ class LiveEvent:
     _sse: bytes | None = field(default=None, repr=False)
     _feed: bytes | None = field(default=None, repr=False)
     _ws: str | None = field(default=None, repr=False)
+    _sse_message: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -49,6 +50,17 @@ class LiveEvent:
                 orjson.dumps(self.data),
             )
         return self._sse
+
+    @property
+    def sse_message(self) -> dict[str, Any]:
+        """The ASGI body message carrying :attr:`sse_frame`, shared by every client."""
+        if self._sse_message is None:
+            self._sse_message = {
+                "type": "http.response.body",
+                "body": self.sse_frame,
+                "more_body": True,
+            }
+        return self._sse_message
 
     @property
     def feed_frame(self) -> bytes:

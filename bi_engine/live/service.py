@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Gauge
 
 from bi_engine.live.hub import Hub
+from bi_engine.live.keepalive import Keepalive
 from bi_engine.live.listener import Listener, Reader
 
 GAUGE_NAME = "bi_sse_connections"
@@ -21,6 +22,7 @@ class Live:
     hub: Hub
     listener: Listener
     reader: Reader
+    keepalive: Keepalive
 
 
 @contextlib.asynccontextmanager
@@ -32,16 +34,19 @@ async def running(
     *,
     hub: Hub | None = None,
 ) -> AsyncIterator[Live]:
-    """Start the listener (and export ``bi_sse_connections``); stop it on exit."""
+    """Start the listener and the keepalive (export ``bi_sse_connections``); stop on exit."""
     hub = hub or Hub()
     listener = Listener(database_url, schema, hub, reader)
+    keepalive = Keepalive(hub)
     if registry is not None:
         gauge = Gauge(GAUGE_NAME, "Open live event streams (SSE and WebSocket)", registry=registry)
         gauge.set_function(lambda: hub.subscriber_count)
     await listener.start()
+    keepalive.start()
     try:
-        yield Live(hub=hub, listener=listener, reader=reader)
+        yield Live(hub=hub, listener=listener, reader=reader, keepalive=keepalive)
     finally:
+        await keepalive.stop()
         await listener.stop()
         if registry is not None:
             registry.unregister(gauge)

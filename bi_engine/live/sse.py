@@ -1,54 +1,134 @@
-"""Server-Sent Events over sse-starlette with frames encoded once, before the response.
+"""Server-Sent Events responses that cost one small task per client, not four.
 
-The endpoint hands in an async iterator of pre-encoded frames (``bytes``), which
-sse-starlette writes as they are; it adds the heartbeat comment and the disconnect and
-shutdown handling. ``on_close`` runs however the response ends, so a stream's hub slot is
-released even when the client vanishes before the first byte.
+sse-starlette's ``EventSourceResponse`` runs four tasks and a task group per connection
+(about 25 KiB each, measured), which is most of the memory budget of a process holding
+10,000 streams. These responses keep its wire format and headers but need only the request
+task plus one task waiting for the disconnect; heartbeats and the shutdown drain are done
+for all streams at once by :class:`~bi_engine.live.keepalive.Keepalive`, which uses
+sse-starlette's shutdown signal.
+
+Frames are encoded once per event. A job stream's replay is written by its own task; its
+live events are written by the publisher straight into each client's ``send`` (see
+:mod:`bi_engine.live.eager`), falling back to the task when a client is slow. The stream
+is closed (its hub slot released) however the response ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Final
+import asyncio
+from typing import Any, Final
 
-from sse_starlette.sse import EventSourceResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
+from bi_engine.live.eager import run_eagerly
 from bi_engine.live.events import LiveEvent
+from bi_engine.live.keepalive import Keepalive
+from bi_engine.live.stream import FeedStream, JobStream
 
-PING_S: Final = 15
 RETRY_MS: Final = 2000
-RETRY_FRAME: Final = b"retry: %d\n\n" % RETRY_MS
 """Tells EventSource how soon to reconnect after a drop."""
+HEADERS: Final = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+)
+_RETRY: Final[Message] = {
+    "type": "http.response.body",
+    "body": b"retry: %d\n\n" % RETRY_MS,
+    "more_body": True,
+}
+_PING: Final[Message] = {"type": "http.response.body", "body": b": ping\n\n", "more_body": True}
+_END: Final[Message] = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
-class LiveEventSourceResponse(EventSourceResponse):
-    """``EventSourceResponse`` that always runs ``on_close`` when it is done."""
+class _EventStreamResponse(Response):
+    """``text/event-stream``: ``retry:``, then the stream's frames, then the end."""
 
-    def __init__(self, frames: AsyncIterable[bytes], *, on_close: Callable[[], None]) -> None:
-        super().__init__(frames, ping=PING_S, sep="\n")
-        self._on_close = on_close
+    media_type = "text/event-stream"
+
+    def __init__(self, stream: JobStream | FeedStream, keepalive: Keepalive) -> None:
+        # Not Response.__init__: there is no body to render, only a stream to write.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(HEADERS)
+        self._stream = stream
+        self._keepalive = keepalive
+        self._send: Send | None = None
+        self._pinging: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._send = send
         try:
-            await super().__call__(scope, receive, send)
+            start = {"type": "http.response.start", "status": 200, "headers": list(HEADERS)}
+            await send(start)
+            if scope.get("method") == "HEAD":
+                await send(_END)
+                return
+            await self._serve(receive, send)
         finally:
-            self._on_close()
+            self._stream.close()
+            if self._pinging is not None:
+                self._pinging.cancel()
+
+    async def _serve(self, receive: Receive, send: Send) -> None:
+        watcher = asyncio.ensure_future(self._until_disconnect(receive))
+        self._keepalive.add(self._ping)
+        try:
+            await send(_RETRY)
+            await self._pump(send)
+            await send(_END)
+        finally:
+            self._keepalive.discard(self._ping)
+            watcher.cancel()
+
+    async def _pump(self, send: Send) -> None:
+        raise NotImplementedError
+
+    async def _until_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            continue
+        self._stream.close()
+
+    def _ping(self) -> None:
+        """Heartbeat comment, only while the stream is idle (else its frames keep it alive)."""
+        busy = self._pinging is not None and not self._pinging.done()
+        if self._send is None or busy or not self._stream.sub.parked:
+            return
+        self._pinging = run_eagerly(self._send(_PING))
 
 
-async def job_frames(batches: AsyncIterator[list[LiveEvent]]) -> AsyncIterator[bytes]:
-    """``retry:`` first, then one write per batch of already-encoded ``id: <seq>`` frames."""
-    yield RETRY_FRAME
-    async for batch in batches:
-        yield _join([event.sse_frame for event in batch])
+class JobEventsResponse(_EventStreamResponse):
+    """One job: ``id: <seq>``; ends after the terminal event."""
+
+    _stream: JobStream
+
+    def __init__(self, stream: JobStream, keepalive: Keepalive) -> None:
+        super().__init__(stream, keepalive)
+
+    async def _pump(self, send: Send) -> None:
+        async for batch in self._stream.batches(direct=self._write_now):
+            await send(_body([event.sse_frame for event in batch]))
+
+    def _write_now(self, event: LiveEvent) -> asyncio.Future[None] | None:
+        assert self._send is not None  # the stream only runs inside __call__
+        return run_eagerly(self._send(event.sse_message))
 
 
-async def feed_frames(batches: AsyncIterator[list[LiveEvent]]) -> AsyncIterator[bytes]:
-    """Like :func:`job_frames` with ``id: <job_id>:<seq>`` frames."""
-    yield RETRY_FRAME
-    async for batch in batches:
-        yield _join([event.feed_frame for event in batch])
+class FeedEventsResponse(_EventStreamResponse):
+    """Many jobs: ``id: <job_id>:<seq>``; never ends on its own."""
+
+    _stream: FeedStream
+
+    def __init__(self, stream: FeedStream, keepalive: Keepalive) -> None:
+        super().__init__(stream, keepalive)
+
+    async def _pump(self, send: Send) -> None:
+        async for batch in self._stream.batches():
+            await send(_body([event.feed_frame for event in batch]))
 
 
-def _join(frames: list[bytes]) -> bytes:
-    return frames[0] if len(frames) == 1 else b"".join(frames)
+def _body(frames: list[bytes]) -> dict[str, Any]:
+    body = frames[0] if len(frames) == 1 else b"".join(frames)
+    return {"type": "http.response.body", "body": body, "more_body": True}

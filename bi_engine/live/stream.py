@@ -15,9 +15,10 @@ care de-duplicate by ``(job_id, seq)``, which every feed event carries.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -27,6 +28,9 @@ from bi_engine.db import event_feed
 from bi_engine.live.events import LiveEvent
 from bi_engine.live.hub import Hub
 from bi_engine.live.listener import Reader, read_feed_pages, read_job_log
+
+DirectWrite = Callable[[LiveEvent], "asyncio.Future[None] | None"]
+"""Writes one event to the client now; returns a future when the write has to wait."""
 
 FEED_GRACE: Final = timedelta(seconds=30)
 FEED_SEEN_JOBS: Final = 4096
@@ -61,6 +65,11 @@ class JobStream:
         self._finished = finished
         self.log_end = log_end
         """The job's last seq when the stream opened: no client can have seen beyond it."""
+        self._direct: DirectWrite | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._ended = False
+        self.complete = False
+        """The job's log was delivered to its end (terminal event, or a finished job)."""
         self.sub = hub.open_job(job_id, user_id=caller, owner=owner, position=after)
 
     def resume_after(self, seq: int) -> None:
@@ -77,26 +86,65 @@ class JobStream:
     def close(self) -> None:
         self._hub.close(self.sub)
 
-    async def batches(self) -> AsyncIterator[list[LiveEvent]]:
-        """Lists of consecutive events; the last list ends with the terminal event."""
+    async def batches(self, direct: DirectWrite | None = None) -> AsyncIterator[list[LiveEvent]]:
+        """Lists of consecutive events; the last list ends with the terminal event.
+
+        With ``direct``, live events that arrive while the stream is idle are written by
+        the publisher itself through ``direct`` (the seam rule applied in place) and never
+        appear in a batch; the mailbox takes over whenever a write has to wait or a gap
+        shows, and the stream ends once the terminal event has been written.
+        """
         try:
             batch, done = await self._settle([], read_log=True)
             if batch:
                 yield batch
             if done or self._finished:
+                self.complete = True
                 return
             while True:
+                if direct is not None:
+                    self._direct = direct
+                    self.sub.sink = self._take_directly
                 await self.sub.wait()
-                if self.sub.closed:
+                self.sub.sink = None
+                if self._writing is not None:
+                    writing, self._writing = self._writing, None
+                    await writing
+                if self._ended or self.sub.closed:
                     return
                 lagged, self.sub.lagged = self.sub.lagged, False
                 batch, done = await self._settle(self.sub.take(), read_log=lagged)
                 if batch:
                     yield batch
                 if done:
+                    self.complete = True
                     return
         finally:
+            self.sub.sink = None
+            if self._writing is not None:
+                self._writing.cancel()
             self.close()
+
+    def _take_directly(self, event: LiveEvent) -> bool:
+        """The hub's fast path: write the next seq now, or decline (mailbox) on a gap."""
+        position = self.sub.position
+        if event.seq <= position:
+            return True
+        if event.seq != position + 1 or self._direct is None:
+            return False
+        self.sub.position = event.seq
+        try:
+            writing = self._direct(event)
+        except Exception as exc:  # the client went away mid-write: end this stream
+            log.info("live.direct_write_failed", job_id=self._job_id, error=repr(exc))
+            writing, self._ended = None, True
+        if writing is not None or event.terminal or self._ended:
+            self.sub.sink = None
+            self._writing = writing
+            self._ended = self._ended or event.terminal
+            self.complete = event.terminal
+            self.sub.wake()
+        return True
 
     async def _settle(
         self, items: list[LiveEvent], *, read_log: bool

@@ -110,7 +110,7 @@ async def open_job_stream(connection: HTTPConnection, after: str | int | None) -
 async def job_events(request: Request) -> Response:
     """``GET /jobs/{job_id}/events``: replay after Last-Event-ID, then live, until terminal."""
     stream = await open_job_stream(request, last_event_id(request))
-    return sse.LiveEventSourceResponse(sse.job_frames(stream.batches()), on_close=stream.close)
+    return sse.JobEventsResponse(stream, live_of(request).keepalive)
 
 
 def parse_feed_id(raw: str | None) -> tuple[str, int] | None:
@@ -142,7 +142,7 @@ async def all_events(request: Request) -> Response:
         only_user=None if who.is_admin else who.user_id,
         resume=resume,
     )
-    return sse.LiveEventSourceResponse(sse.feed_frames(stream.batches()), on_close=stream.close)
+    return sse.FeedEventsResponse(stream, live.keepalive)
 
 
 @contextlib.asynccontextmanager

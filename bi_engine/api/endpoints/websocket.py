@@ -19,10 +19,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bi_engine.api.endpoints.events import last_event_id, open_job_stream, parse_seq
 from bi_engine.api.errors import from_bi_error
 from bi_engine.errors import BIError
+from bi_engine.live.eager import run_eagerly
+from bi_engine.live.events import LiveEvent
 from bi_engine.live.stream import JobStream
 
 FIRST_MESSAGE_TIMEOUT_S: Final = 10.0
 CLOSE_NORMAL: Final = 1000
+CLOSE_RESTARTING: Final = 1012
+"""The server is shutting down: reconnect (with ``?last_event_id=``) to the next one."""
 CLOSE_POLICY: Final = 1008
 CLOSE_BAD_RESUME: Final = 4400
 """The first message is not ``{"last_seq": n}`` with a seq of this job's log."""
@@ -92,10 +96,13 @@ async def _pump(websocket: WebSocket, stream: JobStream) -> None:
 
 
 async def _send_all(websocket: WebSocket, stream: JobStream) -> None:
-    async for batch in stream.batches():
+    def write_now(event: LiveEvent) -> asyncio.Future[None] | None:
+        return run_eagerly(websocket.send({"type": "websocket.send", "text": event.ws_text}))
+
+    async for batch in stream.batches(direct=write_now):
         for event in batch:
             await websocket.send_text(event.ws_text)
-    await websocket.close(code=CLOSE_NORMAL)
+    await websocket.close(code=CLOSE_NORMAL if stream.complete else CLOSE_RESTARTING)
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:

@@ -10,8 +10,8 @@ events and never delays anyone else.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import ClassVar, Final
 
 from bi_engine.errors import BIError
@@ -47,6 +47,7 @@ class Subscription:
         "lag_at",
         "lagged",
         "position",
+        "sink",
         "user_id",
     )
 
@@ -69,13 +70,19 @@ class Subscription:
         self.lag_at = ""
         """Feeds only: ``at`` of the oldest event dropped by the overflow (resync origin)."""
         self.closed = False
+        self.sink: Callable[[LiveEvent], bool] | None = None
+        """Set by a stream parked in :meth:`wait`: takes an event directly (returns True)
+        or declines it (False), which sends it through the mailbox."""
         self._capacity = capacity
-        self._items: deque[LiveEvent] = deque()
+        self._items: list[LiveEvent] = []  # a deque would preallocate 760 bytes per client
         self._waiter: asyncio.Future[None] | None = None
 
     def push(self, event: LiveEvent) -> None:
         """Never blocks: on overflow drop the backlog and let the stream re-read the log."""
         if self.closed:
+            return
+        sink = self.sink
+        if sink is not None and not self._items and sink(event):
             return
         if len(self._items) >= self._capacity:
             if not self.lagged:
@@ -97,10 +104,14 @@ class Subscription:
         self.lagged = True
         self.wake()
 
+    @property
+    def parked(self) -> bool:
+        """Its stream is waiting for events (not writing): safe to send a heartbeat."""
+        return self._waiter is not None and not self._waiter.done()
+
     def take(self) -> list[LiveEvent]:
         """Everything queued, oldest first, without waiting."""
-        items = list(self._items)
-        self._items.clear()
+        items, self._items = self._items, []
         return items
 
     async def wait(self) -> None:
@@ -187,6 +198,16 @@ class Hub:
             self._per_user.pop(sub.user_id, None)
         self._count -= 1
 
+    def close_all(self) -> int:
+        """Close every subscription (server shutdown); return how many there were."""
+        subs = [*self._feeds_all]
+        for index in (self._by_job, self._feeds_by_user):
+            for group in index.values():
+                subs.extend(group)
+        for sub in subs:
+            self.close(sub)
+        return len(subs)
+
     def publish(self, events: Iterable[LiveEvent]) -> int:
         """Deliver each event once per interested mailbox; drop seqs already published.
 
@@ -197,11 +218,12 @@ class Hub:
             if self._seen(event):
                 continue
             fresh += 1
-            for sub in self._by_job.get(event.job_id, ()):
+            # Snapshots: a stream that ends while being written to leaves its set at once.
+            for sub in tuple(self._by_job.get(event.job_id, ())):
                 sub.push(event)
-            for sub in self._feeds_all:
+            for sub in tuple(self._feeds_all):
                 sub.push(event)
-            for sub in self._feeds_by_user.get(event.user_id, ()):
+            for sub in tuple(self._feeds_by_user.get(event.user_id, ())):
                 sub.push(event)
         return fresh
 
