@@ -94,7 +94,12 @@ class Submitter:
             await self._ready.wait()
             batch = self._take()
             if batch:
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # a writer must never die: requests wait on it
+                    log.exception("submit.writer_error")
+                    for _, _, future in batch:
+                        _settle(future, error=exc)
             elif self._closing and not self._waiting:
                 return
 
