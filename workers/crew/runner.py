@@ -14,6 +14,7 @@ The worker loads this module through ``workers.runners.EXTENSIONS``: :func:`regi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -48,6 +49,7 @@ ANALYSIS_TYPES: Final = (
     "custom_analysis",
 )
 ABORT_POLL_S: Final = 0.5
+SAVE_TIMEOUT_S: Final = 30.0
 
 log = get_logger("bi.crew")
 
@@ -214,18 +216,21 @@ class CrewJob:
                 self.abort.set("cancelled")
 
     def on_task_done(self, output: TaskOutput) -> None:
-        """In the crew's thread, after each Processing Task: save it, then check for an abort."""
-        self.abort.check()
+        """In the crew's thread, after each Processing Task: save it (even when the job is
+        being cancelled: a retry resumes after it), then stop here if an abort came."""
         key = str(output.name or "")
         text = str(output.raw or "")
         writer = self.ledger.last_writer() or chain.PATTERN
         with self._lock:
             self.outputs[key] = {"text": text, "provider": writer}
-        if self._loop is not None:
-            future = asyncio.run_coroutine_threadsafe(
-                self._task_saved(key, text, writer), self._loop
-            )
-            future.result()
+        if self._loop is not None and self.abort.reason != "lost":
+            try:
+                future = asyncio.run_coroutine_threadsafe(
+                    self._task_saved(key, text, writer), self._loop
+                )
+                future.result(timeout=SAVE_TIMEOUT_S)
+            except (RuntimeError, concurrent.futures.TimeoutError) as exc:  # loop gone or stuck
+                log.warning("crew_task_not_saved", job_id=str(self.ctx.job_id), error=str(exc))
         self.abort.check()
 
     async def _task_saved(self, key: str, text: str, writer: str) -> None:
@@ -374,25 +379,36 @@ class CrewJob:
 
     # ------------------------------------------------------------------ options
 
+    def _template(self) -> Mapping[str, Any]:
+        """The saved template of a custom analysis, as the pipeline resolved it (or none)."""
+        template = self.ctx.options.get("template")
+        return template if isinstance(template, Mapping) else {}
+
+    def _option(self, name: str) -> Any:
+        """A submission option, else the template's setting of the same name."""
+        value = self.ctx.options.get(name)
+        if value in (None, "", []):
+            config = self._template().get("config")
+            value = config.get(name) if isinstance(config, Mapping) else None
+        return value
+
     def _focus(self) -> list[str] | None:
-        focus = self.ctx.options.get("metrics_focus")
+        focus = self._option("metrics_focus")
         if isinstance(focus, str):
             return [focus]
         return [str(f) for f in focus] if isinstance(focus, list) else None
 
     def _question(self) -> str | None:
-        template = self.ctx.options.get("template")
         question = self.ctx.options.get("question") or self.ctx.data.get("question")
-        if not question and isinstance(template, Mapping):
-            question = template.get("question")
+        question = question or self._template().get("question")
         return str(question).strip() if question else None
 
     def _brief(self, label: str) -> teams.Brief:
-        opts = self.ctx.options
+        name = _text(self._template().get("name"))
         return teams.Brief(
-            label=label,
-            context=_text(opts.get("context")),
-            time_period=_text(opts.get("time_period")),
+            label=f"{label} ({name})" if name else label,
+            context=_text(self._option("context")),
+            time_period=_text(self._option("time_period")),
             metrics_focus=tuple(self._focus() or ()),
             question=self._question(),
         )

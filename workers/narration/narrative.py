@@ -65,6 +65,14 @@ class Story:
         return report.compose(title, analysis, words, team=team, question=question)
 
 
+_LEFTOVER = re.compile(r"^\s*(Thought:|Action:)|\bAction Input:", re.MULTILINE)
+
+
+def usable(text: str) -> bool:
+    """An answer a reader may see: not empty, not a model's unfinished tool step."""
+    return bool(text.strip()) and not _LEFTOVER.search(text)
+
+
 def split_headline(text: str) -> tuple[str | None, str]:
     """``Headline: ...`` on the first non-empty line, and the rest."""
     lines = text.strip().splitlines()
@@ -102,6 +110,7 @@ def assemble(
 ) -> Story:
     """The checked narrative. ``texts`` are the answers by task key; ``notes`` are the
     analysis tasks' answers as (AI Assistant, task title, text)."""
+    texts = {key: text for key, text in texts.items() if usable(text)}
     note, revised = split_review(texts.get("quality_review", ""))
     drafts = {key: texts.get(key, "") for key in _SECTION_KEYS.values()} | revised
     headline, summary = split_headline(drafts["executive_summary"])
@@ -116,7 +125,7 @@ def assemble(
         business_translation=check(drafts["business_translation"])
         or narrator.business_translation(),
         review_note="",
-        team_notes=[report.TeamNote(a, t, check(x)) for a, t, x in notes if x.strip()],
+        team_notes=[report.TeamNote(a, t, check(x)) for a, t, x in notes if usable(x)],
     )
     note = check(note) or narrator.review_note(0)
     if check.corrected + check.removed:

@@ -14,6 +14,7 @@ import pytest
 from tests.unit.crew.support import (
     ANALYSIS_TYPES,
     RecordingSink,
+    body_for,
     check_result,
     context,
 )
@@ -121,3 +122,18 @@ async def test_invalid_data_raises_the_analytics_error() -> None:
         await run("process_analysis", body=body)
     assert caught.value.code == "invalid_data"
     assert caught.value.details()
+
+
+async def test_a_saved_template_drives_a_custom_analysis() -> None:
+    body = body_for("custom_analysis")
+    body["data"] = {k: v for k, v in body["data"].items() if k != "question"}
+    ctx = context("custom_analysis", body=body)
+    ctx.options["template"] = {
+        "name": "Monthly invoice review",
+        "question": "Which Process Step should we automate first?",
+        "config": {"metrics_focus": ["cycle_time"], "context": "Finance operations"},
+    }
+    outcome = await CrewRunner()(ctx, RecordingSink())
+    check_result(outcome.result)
+    assert "Which Process Step should we automate first?" in outcome.report_markdown
+    assert outcome.result["analysis"]["kpis"][0]["name"].endswith("cycle_time")

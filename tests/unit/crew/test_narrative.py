@@ -110,3 +110,19 @@ def test_number_formatting() -> None:
     assert kpi_value(KPI(name="success_rate", value=0.745, unit="ratio")) == "74.5%"
     assert kpi_value(KPI(name="margin_pct", value=20.0, unit="%")) == "20%"
     assert kpi_value(KPI(name="median_cycle_time", value=12.82, unit="hours")) == "12.82 hours"
+
+
+def test_unfinished_tool_steps_never_reach_the_report(
+    process: tuple[Analysis, PatternNarrator],
+) -> None:
+    analysis, narrator = process
+    leftover = 'Thought: I need data\nAction: kpi_calculator\nAction Input: {"focus": ""}'
+    story = narrative.assemble(
+        analysis,
+        {"executive_summary": leftover, "technical_notes": leftover},
+        narrator,
+        notes=[("Process Optimization Expert", "Map", leftover)],
+    )
+    assert story.summary == narrator.executive_summary()
+    assert story.technical_notes == narrator.technical_notes()
+    assert story.team_notes == []
