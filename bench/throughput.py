@@ -8,9 +8,11 @@ concurrency and the same connection pool settings, on a throwaway database:
   case: row, input, queue job, ``queued`` event, audit), then drained by the engine's job
   lane: load, run, progress, result, ``completed`` and their events and NOTIFYs.
 
-Rounds alternate raw/engine; the medians are printed with the ratio engine/raw.
+The jobs of each side are split into rounds that alternate raw and engine (the order flips
+every round), so a machine that gets busier or quieter meanwhile weighs on both sides alike.
+Rates are total jobs over total time per side; the ratio is engine/raw.
 
-    python bench/throughput.py [--jobs 5000] [--concurrency 8] [--rounds 2]
+    python bench/throughput.py [--jobs 5000] [--concurrency 8] [--rounds 5] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -190,27 +191,44 @@ async def _check(conn: psycopg.AsyncConnection[Any], jobs: int) -> dict[str, int
 async def run(args: argparse.Namespace) -> None:
     admin_url = args.admin_url or os.environ.get("DATABASE_URL") or DEFAULT_ADMIN_URL
     options = worker_app.WorkerOptions(concurrency=args.concurrency)
+    per_round = max(1, args.jobs // args.rounds)
     with throwaway_database(admin_url) as url:
         settings = Settings(database_url=url, db_schema=SCHEMA, log_level=args.log_level)
         configure_logging(settings, stream=open(os.devnull, "w"))  # noqa: SIM115
-        raws, engines, checks = [], [], []
-        for _ in range(args.rounds):
-            raws.append(await bench_raw(settings, options, args.jobs))
-            phase, counts = await bench_engine(settings, options, args.jobs)
+        raws: list[Phase] = []
+        engines: list[Phase] = []
+        checks: list[dict[str, int]] = []
+        for index in range(args.rounds):
+            if index % 2:
+                phase, counts = await bench_engine(settings, options, per_round)
+                raws.append(await bench_raw(settings, options, per_round))
+            else:
+                raws.append(await bench_raw(settings, options, per_round))
+                phase, counts = await bench_engine(settings, options, per_round)
             engines.append(phase)
             checks.append(counts)
     report(args, raws, engines, checks)
 
 
-def report(
-    args: argparse.Namespace, raws: list[Phase], engines: list[Phase], checks: list[Any]
-) -> None:
-    def med(phases: list[Phase], attr: str) -> float:
-        return statistics.median(getattr(p, attr) for p in phases)
+def _total(phases: list[Phase]) -> Phase:
+    return Phase(
+        submit_s=sum(p.submit_s for p in phases),
+        drain_s=sum(p.drain_s for p in phases),
+        jobs=sum(p.jobs for p in phases),
+        drain_cpu_s=sum(p.drain_cpu_s for p in phases),
+    )
 
+
+def report(
+    args: argparse.Namespace,
+    raws: list[Phase],
+    engines: list[Phase],
+    checks: list[dict[str, int]],
+) -> None:
+    raw, engine = _total(raws), _total(engines)
     print(
-        f"{args.jobs} jobs x {args.rounds} rounds, worker concurrency {args.concurrency}, "
-        f"{args.loop} loop, worker log level {args.log_level}"
+        f"{engine.jobs} jobs per side in {args.rounds} alternating rounds, worker concurrency "
+        f"{args.concurrency}, {args.loop} loop, worker log level {args.log_level}"
     )
     print(f"{'':34}{'raw procrastinate':>20}{'engine test jobs':>20}{'ratio':>8}")
     for label, attr in (
@@ -218,15 +236,16 @@ def report(
         ("worker: queued -> done", "drain_rate"),
         ("end to end (submit, then drain)", "end_to_end_rate"),
     ):
-        raw, engine = med(raws, attr), med(engines, attr)
-        print(f"{label:34}{raw:>15.0f} j/s{engine:>15.0f} j/s{engine / raw:>8.2f}")
-    raw_cpu = statistics.median(p.drain_cpu_s / p.jobs for p in raws) * 1000
-    engine_cpu = statistics.median(p.drain_cpu_s / p.jobs for p in engines) * 1000
+        a, b = getattr(raw, attr), getattr(engine, attr)
+        print(f"{label:34}{a:>15.0f} j/s{b:>15.0f} j/s{b / a:>8.2f}")
+    ratios = sorted(e.drain_rate / r.drain_rate for r, e in zip(raws, engines, strict=True))
+    print(f"{'worker ratio per round':34}{' '.join(f'{x:.2f}' for x in ratios):>48}")
+    raw_cpu, engine_cpu = (p.drain_cpu_s / p.jobs * 1000 for p in (raw, engine))
     print(f"{'worker CPU per job':34}{raw_cpu:>16.2f} ms{engine_cpu:>16.2f} ms")
-    last = checks[-1]
     print(
-        f"engine check: {last['completed']} completed, {last['events']} events, "
-        f"{last['notifies']} NOTIFYs from the worker"
+        f"engine check: {sum(c['completed'] for c in checks)} completed, "
+        f"{sum(c['events'] for c in checks)} events, "
+        f"{sum(c['notifies'] for c in checks)} NOTIFYs from the worker"
     )
 
 
@@ -234,7 +253,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per side")
     parser.add_argument("--admin-url", help="a maintenance database URL (default: DATABASE_URL)")
     parser.add_argument("--log-level", default="INFO", help="the worker's log level")
     parser.add_argument(

@@ -20,6 +20,7 @@ from bi_engine import constants, control, queue
 from bi_engine.db import connection, job_runs
 from bi_engine.db import events as event_log
 from bi_engine.domain.jobs import JobNotFound
+from bi_engine.logging import configure_logging
 from bi_engine.settings import load_settings
 
 _LIST_COLUMNS = ("id", "type", "status", "priority", "user_id", "progress", "attempts")
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_logging(settings)  # log lines to stderr; stdout carries the command's output
     url = settings.require_database_url()
     conn = await connection.connect(url, settings.db_schema, application_name="bi-engine-jobs")
     try:
