@@ -86,6 +86,7 @@ def test_missing_step_name_and_non_list_steps() -> None:
             ("data", "events", 0, "start"),
         ),
         ("custom_analysis", {"question": "why?"}, ("data",)),
+        ("process_analysis", {"runs": [{"run_id": 1, "steps": "x"}]}, ("data", "runs", 0, "steps")),
         ("nonsense", {"metrics": {"a": 1}}, ("type",)),
     ],
 )

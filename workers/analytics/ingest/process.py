@@ -54,7 +54,7 @@ def from_runs(runs: list[Any], log: ProblemLog) -> ProcessLog:
             owners.append(ri)
             counts.append(len(steps))
     owner = np.repeat(np.asarray(owners, dtype=np.int64), counts)
-    first = np.repeat(np.cumsum([0, *counts[:-1]]), counts).astype(np.int64)
+    first = np.repeat(np.cumsum([0, *counts])[:-1], counts).astype(np.int64)
     position = np.arange(len(flat), dtype=np.int64) - first
     for i in [i for i, step in enumerate(flat) if type(step) is not dict][:10]:
         log.add(("data", "runs", int(owner[i]), "steps", int(position[i])), "must be an object")
