@@ -134,7 +134,7 @@ async def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
     assert (await support.events(conn, job_id))[-1]["data"]["reason"] == "worker_shutdown"
     assert [j["status"] for j in await support.queue_jobs(conn, job_id)] == ["todo"]
     cursor = await conn.execute("SELECT count(*) AS n FROM analyses WHERE status = 'running'")
-    assert (await cursor.fetchone())["n"] == 0
+    assert await cursor.fetchone() == {"n": 0}
 
     await conn.execute(
         "UPDATE analysis_inputs SET data = '{\"sleep_s\": 0.2}' WHERE job_id = %s", (job_id,)
@@ -197,6 +197,7 @@ async def test_cancel_a_queued_job_at_once_and_a_running_one_within_two_seconds(
     assert [j["status"] for j in await support.queue_jobs(conn, queued)] == ["cancelled"]
 
 
+@pytest.mark.slow
 async def test_transient_failures_are_retried_with_backoff_and_bad_data_is_not(
     conn: Conn, app: procrastinate.App, settings: Settings, start_worker: Start
 ) -> None:
@@ -230,6 +231,7 @@ async def test_transient_failures_are_retried_with_backoff_and_bad_data_is_not(
     assert [j["status"] for j in await support.queue_jobs(conn, broken)] == ["failed"]
 
 
+@pytest.mark.slow
 async def test_a_low_priority_job_is_promoted_once_it_waited_too_long(
     conn: Conn, app: procrastinate.App, settings: Settings, start_worker: Start
 ) -> None:
@@ -240,16 +242,17 @@ async def test_a_low_priority_job_is_promoted_once_it_waited_too_long(
         await support.submit_job(
             conn, app, settings, priority="high", user="hi", data={"sleep_s": 0.5}
         )
-        for _ in range(10)
+        for _ in range(12)
     ]
     start_worker("--concurrency", "1", env={"BI_STARVATION_AFTER_S": "1"})
     await _all_done(conn, [low, *high], timeout=40)
     order = await _start_order(conn, [low, *high])
-    assert order.index(low) <= 4  # without promotion it would start last (10)
+    assert order.index(low) <= 5  # without promotion it would start last (12)
     found = await support.row(conn, low)
-    assert (found["started_at"] - found["queued_at"]).total_seconds() < 4.0
+    assert (found["started_at"] - found["queued_at"]).total_seconds() < 5.0  # else >= 6 s
 
 
+@pytest.mark.slow
 async def test_one_users_burst_does_not_hold_back_another_user(
     conn: Conn, app: procrastinate.App, settings: Settings, start_worker: Start
 ) -> None:

@@ -172,7 +172,7 @@ async def test_bursts_are_served_in_tiers_and_starved_jobs_go_first(
     worker_id = await app.job_manager.register_worker()
     order = []
     while job := await app.job_manager.fetch_job(queues=["analyses"], worker_id=worker_id):
-        order.append(uuid.UUID(job.task_kwargs["job_id"]))
+        order.append(uuid.UUID(str(job.task_kwargs["job_id"])))
     assert order == [old_low, burst[0], burst[1], bob, *burst[2:]]
     priorities = [j["priority"] for j in [(await support.queue_jobs(conn, b))[0] for b in burst]]
     assert priorities == [10, 10, 9, 9, 8, 8]

@@ -25,7 +25,9 @@ async def test_a_quick_job_completes_with_its_whole_log_in_one_notify(
     conn: Conn, app: procrastinate.App, settings: Settings, deps: pipeline.Deps
 ) -> None:
     job_id = await support.submit_job(conn, app, settings, data={"note": "hello"})
-    listener = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    listener = await psycopg.AsyncConnection.connect(
+        settings.require_database_url(), autocommit=True
+    )
     await listener.execute('LISTEN "bi_events"')
     try:
         outcome = await pipeline.run_analysis(deps, job_id)
@@ -235,7 +237,9 @@ async def test_the_terminal_hook_runs_inside_the_final_transaction(
 
     async def hook(db: Conn, ended: dict[str, Any], kind: str) -> None:
         cursor = await db.execute("SELECT status FROM analyses WHERE id = %s", (ended["id"],))
-        status = (await cursor.fetchone())["status"]
+        found = await cursor.fetchone()
+        assert found is not None
+        status = found["status"]
         seen.append((str(ended["id"]), kind, status))
 
     hooked = pipeline.Deps(

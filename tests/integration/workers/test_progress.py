@@ -23,7 +23,9 @@ Pool = psycopg_pool.AsyncConnectionPool[Any]
 
 
 async def _listener(settings: Settings) -> Conn:
-    listener = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    listener = await psycopg.AsyncConnection.connect(
+        settings.require_database_url(), autocommit=True
+    )
     await listener.execute('LISTEN "bi_events"')
     return listener
 
