@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -216,7 +217,7 @@ class ClientPool:
                     "Host: bench\r\nAccept: text/event-stream\r\n\r\n"
                 ).encode()
                 _, protocol = await loop.create_connection(
-                    lambda request=request: SSEClient(request, self), "127.0.0.1", port
+                    functools.partial(SSEClient, request, self), "127.0.0.1", port
                 )
                 self.protocols.append(protocol)
             await self.wait_ready(len(self.protocols), 60)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -86,7 +86,9 @@ class JobStream:
     def close(self) -> None:
         self._hub.close(self.sub)
 
-    async def batches(self, direct: DirectWrite | None = None) -> AsyncIterator[list[LiveEvent]]:
+    async def batches(
+        self, direct: DirectWrite | None = None
+    ) -> AsyncGenerator[list[LiveEvent], None]:
         """Lists of consecutive events; the last list ends with the terminal event.
 
         With ``direct``, live events that arrive while the stream is idle are written by
@@ -216,7 +218,7 @@ class FeedStream:
     def close(self) -> None:
         self._hub.close(self.sub)
 
-    async def batches(self) -> AsyncIterator[list[LiveEvent]]:
+    async def batches(self) -> AsyncGenerator[list[LiveEvent], None]:
         try:
             if self._resume is not None:
                 async for batch in self._replay_from_cursor(*self._resume):

@@ -114,7 +114,8 @@ class ApiServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"the API server did not become healthy:\n{self.process.log()}")
+        log = self.process.log() if self.process else ""
+        raise AssertionError(f"the API server did not become healthy:\n{log}")
 
 
 @pytest.fixture(scope="module")

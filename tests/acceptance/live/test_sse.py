@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 
 @pytest.fixture
-async def http(server: ApiServer) -> httpx.AsyncClient:
+async def http(server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
         yield client
@@ -207,7 +208,7 @@ async def _stalled_client(
     reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await writer.drain()
-    writer.transport.pause_reading()
+    writer.transport.pause_reading()  # type: ignore[attr-defined]
     return reader, writer
 
 
