@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -51,16 +52,43 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    batch: float | None = None
 
     def row(self) -> str:
         ok = sorted(self.latencies)
         rate = len(ok) / self.seconds if self.seconds else 0.0
         p50 = ok[len(ok) // 2] * 1000 if ok else float("nan")
         p99 = ok[min(len(ok) - 1, int(len(ok) * 0.99))] * 1000 if ok else float("nan")
-        return f"{self.label:<34}{len(ok):>8}{rate:>10.0f}{p50:>10.1f}{p99:>10.1f}{self.errors:>8}"
+        batch = f"{self.batch:>8.1f}" if self.batch is not None else f"{'':>8}"
+        return (
+            f"{self.label:<34}{len(ok):>8}{rate:>10.0f}{p50:>10.1f}{p99:>10.1f}{self.errors:>8}"
+            f"{batch}"
+        )
 
 
-HEADER = f"{'':<34}{'done':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+HEADER = f"{'':<34}{'done':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'jobs/tx':>8}"
+
+
+def batch_counters(base: str) -> tuple[float, float]:
+    """(transactions, submissions) of the server's group commit so far."""
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("bi_submit_batches_total", "bi_submit_batched_jobs_total"):
+            values[name] = float(value)
+    return values.get("bi_submit_batches_total", 0.0), values.get(
+        "bi_submit_batched_jobs_total", 0.0
+    )
+
+
+async def with_batches(base: str, measuring: Any) -> Run:
+    """Run a load and note the average submissions per transaction during it."""
+    tx0, jobs0 = batch_counters(base)
+    run: Run = await measuring
+    tx1, jobs1 = batch_counters(base)
+    run.batch = (jobs1 - jobs0) / (tx1 - tx0) if tx1 > tx0 else None
+    return run
 
 
 def admin_url() -> str:
@@ -167,23 +195,31 @@ async def closed_loop(base: str, token: str, concurrency: int, seconds: float) -
 async def open_loop(base: str, token: str, rate: int, seconds: float) -> Run:
     """``rate`` requests per second on a fixed schedule, latency measured from the schedule."""
     run = Run(f"POST /analyze at {rate}/s (open loop)")
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers) as client:
-        await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    clients = [httpx.AsyncClient(base_url=base, headers=headers, limits=limits) for _ in range(32)]
+    try:
+        await asyncio.gather(
+            *(c.post(f"{constants.API_PREFIX}/analyze", json=BODY) for c in clients)
+        )
         started = time.perf_counter()
-        total = int(rate * seconds)
 
-        async def one(at: float) -> None:
+        async def one(i: int) -> None:
+            at = started + i / rate
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            response = await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
+            response = await clients[i % len(clients)].post(
+                f"{constants.API_PREFIX}/analyze", json=BODY
+            )
             if response.status_code == 202:
                 run.latencies.append(time.perf_counter() - at)
             else:
                 run.errors += 1
 
-        await asyncio.gather(*(one(started + i / rate) for i in range(total)))
+        await asyncio.gather(*(one(i) for i in range(int(rate * seconds))))
         run.seconds = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
     return run
 
 
@@ -219,10 +255,10 @@ async def measure(url: str, args: argparse.Namespace) -> list[Run]:
         wait_healthy(base, process)
         for level in args.levels:
             empty_queue(url)
-            runs.append(await closed_loop(base, token, level, args.seconds))
+            runs.append(await with_batches(base, closed_loop(base, token, level, args.seconds)))
             print(runs[-1].row(), flush=True)
         empty_queue(url)
-        runs.append(await open_loop(base, token, args.rate, args.seconds))
+        runs.append(await with_batches(base, open_loop(base, token, args.rate, args.seconds)))
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -32,6 +32,17 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        self.submit_batches = Counter(
+            "bi_submit_batches",
+            "Transactions that wrote submissions (group commit)",
+            registry=self.registry,
+        )
+        self.submit_batched_jobs = Counter(
+            "bi_submit_batched_jobs",
+            "Submissions written by those transactions",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The Prometheus text exposition format."""
         return generate_latest(self.registry)

@@ -24,6 +24,7 @@ import structlog
 
 from bi_engine import submit
 from bi_engine.domain.submission import AnalysisRequest
+from bi_engine.metrics import ApiMetrics
 from bi_engine.settings import Settings
 
 WRITERS: Final = 4
@@ -51,6 +52,7 @@ class Submitter:
     settings: Settings
     writers: int = WRITERS
     max_batch: int = MAX_BATCH
+    metrics: ApiMetrics | None = None
     stats: BatchStats = field(default_factory=BatchStats)
     _waiting: collections.deque[_Item] = field(default_factory=collections.deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -107,6 +109,9 @@ class Submitter:
         self.stats.batches += 1
         self.stats.jobs += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
+        if self.metrics is not None:
+            self.metrics.submit_batches.inc()
+            self.metrics.submit_batched_jobs.inc(len(batch))
         try:
             async with self.pool.connection() as conn:
                 results = await submit.create_jobs(

@@ -76,6 +76,9 @@ async def test_concurrent_requests_are_grouped(app, client, auth, db):
     assert submitter.stats.jobs == 30
     assert submitter.stats.largest > 1
     assert submitter.stats.batches < 30
+    text = (await client.get("/metrics")).text
+    assert "bi_submit_batched_jobs_total 30.0" in text
+    assert f"bi_submit_batches_total {float(submitter.stats.batches)}" in text
     with db() as conn:
         assert conn.execute("SELECT count(*) AS n FROM analyses").fetchone()["n"] == 30
         assert conn.execute("SELECT count(*) AS n FROM procrastinate_jobs").fetchone()["n"] == 30
