@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from bi_engine import __version__
-from bi_engine.cli import callbacks_cmd, jobs_cmd, migrate_cmd, serve_cmd, token_cmd
+from bi_engine.cli import (
+    callbacks_cmd,
+    jobs_cmd,
+    migrate_cmd,
+    serve_cmd,
+    submit_cmd,
+    token_cmd,
+)
 from bi_engine.errors import BIError
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -23,6 +30,7 @@ BUILTIN: tuple[Registrar, ...] = (
     callbacks_cmd.register,
     serve_cmd.register,
     jobs_cmd.register,
+    submit_cmd.register,
 )
 
 

@@ -163,3 +163,24 @@ async def test_at_shutdown_every_stream_ends_and_websockets_say_restart(
     with contextlib.suppress(Exception):
         client.close()  # type: ignore[attr-defined]
     assert running.hub_count == 0
+
+
+async def test_the_cli_follower_resumes_after_a_drop_without_gap_or_duplicate(
+    running: Running, writer: Writer
+) -> None:
+    from bi_engine.live.client import follow
+
+    job = await writer.new_job("u1")
+    await writer.progress(job, 10, 20, 30)
+    drops: list[str | None] = []
+    url = f"{running.url}{API_PREFIX}/jobs/{job}/events?token={running.token}"
+    async with httpx.AsyncClient(timeout=20) as http:
+        events = follow(http, url, on_reconnect=drops.append)
+        seen = [await anext(events) for _ in range(3)]
+        running.live.keepalive.end_all()  # the server goes away mid-stream
+        await writer.progress(job, 40, 50)
+        await writer.finish(job)
+        seen += [event async for event in events]
+    assert [event.id for event in seen] == [str(seq) for seq in range(1, 7)]
+    assert seen[-1].kind == "cancelled"
+    assert drops == ["3"]
