@@ -6,12 +6,15 @@ A fresh database is created and migrated; one API process serves it (uvicorn, ht
 uvloop). httpx clients in this process keep ``N`` requests in flight for ``--seconds`` per
 level (closed loop), then send ``--rate`` requests per second on a fixed schedule (open loop)
 to read the latency at that rate. The queue is emptied before each level so every level
-starts from the same depth. Baselines, same run, same database: procrastinate's own
-``defer_async`` in a loop (one job per transaction, no API, no HTTP), and the database's
-ceiling for transactions that NOTIFY (every submission's transaction does, twice).
+starts from the same depth. The API process's own CPU per submission is printed too: on a
+small machine the httpx load generator needs more CPU than the server it loads.
 
-Each submission is one transaction: the procrastinate job, the analysis row, its input, the
-first event (with its NOTIFY) and an audit row, plus the queue position and worker capacity.
+Baselines, same run, same database: procrastinate's own ``defer_async`` in a loop (one job
+per transaction, no API, no HTTP), and the database's ceiling for transactions that NOTIFY
+(every submission's transaction does, twice).
+
+Each submission is written in one transaction with its procrastinate job, input, first event
+and audit row; concurrent submissions share a transaction (group commit, column jobs/tx).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Run:
     errors: int = 0
     seconds: float = 0.0
     batch: float | None = None
+    server_cpu_s: float | None = None
 
     def row(self) -> str:
         ok = sorted(self.latencies)
@@ -60,9 +64,10 @@ class Run:
         p50 = ok[len(ok) // 2] * 1000 if ok else float("nan")
         p99 = ok[min(len(ok) - 1, int(len(ok) * 0.99))] * 1000 if ok else float("nan")
         batch = f"{self.batch:>8.1f}" if self.batch is not None else f"{'':>8}"
+        cpu = f"{self.server_cpu_s / len(ok) * 1000:>9.2f}" if self.server_cpu_s and ok else ""
         return (
             f"{self.label:<34}{len(ok):>8}{rate:>10.0f}{p50:>10.1f}{p99:>10.1f}{self.errors:>8}"
-            f"{batch}"
+            f"{batch}{cpu}"
         )
 
 
@@ -82,10 +87,19 @@ def batch_counters(base: str) -> tuple[float, float]:
     )
 
 
-async def with_batches(base: str, measuring: Any) -> Run:
-    """Run a load and note the average submissions per transaction during it."""
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def with_batches(base: str, pid: int, measuring: Any) -> Run:
+    """Run a load; note submissions per transaction and the server's CPU during it."""
     tx0, jobs0 = batch_counters(base)
+    cpu0 = process_cpu_s(pid)
     run: Run = await measuring
+    run.server_cpu_s = process_cpu_s(pid) - cpu0
     tx1, jobs1 = batch_counters(base)
     run.batch = (jobs1 - jobs0) / (tx1 - tx0) if tx1 > tx0 else None
     return run
@@ -255,10 +269,14 @@ async def measure(url: str, args: argparse.Namespace) -> list[Run]:
         wait_healthy(base, process)
         for level in args.levels:
             empty_queue(url)
-            runs.append(await with_batches(base, closed_loop(base, token, level, args.seconds)))
+            runs.append(
+                await with_batches(base, process.pid, closed_loop(base, token, level, args.seconds))
+            )
             print(runs[-1].row(), flush=True)
         empty_queue(url)
-        runs.append(await with_batches(base, open_loop(base, token, args.rate, args.seconds)))
+        runs.append(
+            await with_batches(base, process.pid, open_loop(base, token, args.rate, args.seconds))
+        )
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -287,6 +305,7 @@ def main() -> None:
     best = max(runs[2:-1], key=lambda r: len(r.latencies) / r.seconds)
     ratio = (len(best.latencies) / best.seconds) / (len(runs[0].latencies) / runs[0].seconds)
     print(f"\nbest API throughput / raw defer_async loop: {ratio:.2f}x")
+    print("cpu ms: the API process's CPU per submission (1000 / cpu ms = one core's ceiling)")
     median_ms = statistics.median(runs[0].latencies) * 1000
     print(f"baseline median latency: {median_ms:.2f} ms")
 
