@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from bi_engine import queue
 from bi_engine.api import errors, routes
-from bi_engine.api.endpoints import events
+from bi_engine.api.endpoints import dashboard, events
 from bi_engine.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from bi_engine.api.state import EngineState, LifespanHook
 from bi_engine.api.submitter import Submitter
@@ -141,5 +141,5 @@ def create_app(settings: Settings, *, hooks: Sequence[LifespanHook] = ()) -> Sta
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
-    app.state.openapi_extra_paths = {**events.openapi_paths()}
+    app.state.openapi_extra_paths = {**events.openapi_paths(), **dashboard.openapi_paths()}
     return app

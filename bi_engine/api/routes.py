@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from bi_engine.api.endpoints import analyze, catalogue, events, jobs, operations, websocket
+from bi_engine.api.endpoints import (
+    analyze,
+    catalogue,
+    dashboard,
+    events,
+    jobs,
+    operations,
+    websocket,
+)
 from bi_engine.constants import API_PREFIX as P
 
 
@@ -27,4 +35,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{P}/jobs/{{job_id}}/events", events.job_events, methods=["GET"]),
         Route(f"{P}/events", events.all_events, methods=["GET"]),
         WebSocketRoute(f"{P}/ws/jobs/{{job_id}}", websocket.job_socket),
+        *dashboard.routes(),
     ]
