@@ -257,7 +257,10 @@ def main() -> None:
     parser.add_argument("--admin-url", help="a maintenance database URL (default: DATABASE_URL)")
     parser.add_argument("--log-level", default="INFO", help="the worker's log level")
     parser.add_argument(
-        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (both sides)"
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="uvloop",
+        help="event loop of both sides (the worker command uses uvloop)",
     )
     args = parser.parse_args()
     loop_factory = None

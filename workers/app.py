@@ -70,10 +70,11 @@ class WorkerOptions:
 
 
 def every(seconds: float) -> str:
-    """A cron expression (procrastinate's 6-field form below a minute) for a period."""
+    """A cron expression for a period; below a minute croniter's seconds field (the 6th,
+    LAST one: ``minute hour day month weekday second``)."""
     period = max(1, round(seconds))
     if period < 60:
-        return f"*/{period} * * * * *"
+        return f"* * * * * */{period}"
     return f"*/{max(1, min(59, round(period / 60)))} * * * *"
 
 

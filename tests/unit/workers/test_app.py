@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import croniter
 import pytest
 
 from bi_engine.cli import build_parser
@@ -15,10 +16,13 @@ pytestmark = pytest.mark.unit
 
 @pytest.mark.parametrize(
     ("seconds", "cron"),
-    [(0.5, "*/1 * * * * *"), (15, "*/15 * * * * *"), (60, "*/1 * * * *"), (900, "*/15 * * * *")],
+    [(0.5, "* * * * * */1"), (15, "* * * * * */15"), (60, "*/1 * * * *"), (900, "*/15 * * * *")],
 )
 def test_periods_become_cron_expressions(seconds: float, cron: str) -> None:
     assert app.every(seconds) == cron
+    ticks = croniter.croniter(cron, 0)
+    first, second = ticks.get_next(float), ticks.get_next(float)
+    assert second - first == max(1, round(seconds))
 
 
 def test_every_task_has_its_stable_name_and_maintenance_runs_periodically() -> None:
@@ -37,8 +41,8 @@ def test_every_task_has_its_stable_name_and_maintenance_runs_periodically() -> N
         task.task.name: task.cron for task in built.periodic_registry.periodic_tasks.values()
     }
     assert periodic == {
-        "bi.maintenance.recover_stalled": "*/15 * * * * *",  # stalled after 60 s
-        "bi.maintenance.promote_starved": "*/5 * * * * *",
+        "bi.maintenance.recover_stalled": "* * * * * */15",  # stalled after 60 s
+        "bi.maintenance.promote_starved": "* * * * * */5",
         "bi.maintenance.prune": "17 * * * *",
     }
 
