@@ -495,9 +495,11 @@ def run_bench(args: argparse.Namespace) -> None:
                     url, server.pid, port, clients, args.events, tokens, Path(tmp)
                 )
                 print_latency(result)
-            if args.max_clients <= 0:
-                return
-            print("concurrent SSE clients held by one API process")
+        if args.max_clients <= 0:
+            return
+        print("concurrent SSE clients held by one API process (a fresh one)")
+        port = free_port()
+        with api_server(url, port) as server:
             print_capacity(capacity_round(url, port, server.pid, steps, tokens, Path(tmp)))
 
 

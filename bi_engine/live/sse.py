@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
+import structlog
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from bi_engine.live.eager import run_eagerly
 from bi_engine.live.events import LiveEvent
 from bi_engine.live.keepalive import Keepalive
-from bi_engine.live.stream import FeedStream, JobStream
+from bi_engine.live.stream import STALLED_WRITE_S, FeedStream, JobStream
 
 RETRY_MS: Final = 2000
 """Tells EventSource how soon to reconnect after a drop."""
@@ -41,6 +42,8 @@ _RETRY: Final[Message] = {
 }
 _PING: Final[Message] = {"type": "http.response.body", "body": b": ping\n\n", "more_body": True}
 _END: Final[Message] = {"type": "http.response.body", "body": b"", "more_body": False}
+
+log = structlog.get_logger("bi_engine.live.sse")
 
 
 class _EventStreamResponse(Response):
@@ -76,15 +79,24 @@ class _EventStreamResponse(Response):
         watcher = asyncio.ensure_future(self._until_disconnect(receive))
         self._keepalive.add(self._ping)
         try:
-            await send(_RETRY)
+            await self._write(send, _RETRY)
             await self._pump(send)
-            await send(_END)
+            await self._write(send, _END)
+        except TimeoutError:
+            # Not even the end of the body would get through: return without it, and the
+            # server closes the connection. The client resumes with Last-Event-ID.
+            log.info("live.client_stalled", stalled_s=STALLED_WRITE_S)
         finally:
             self._keepalive.discard(self._ping)
             watcher.cancel()
 
     async def _pump(self, send: Send) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    async def _write(send: Send, message: Message) -> None:
+        """The task's own writes (replay, slow clients): bounded by ``STALLED_WRITE_S``."""
+        await asyncio.wait_for(send(message), STALLED_WRITE_S)
 
     async def _until_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -109,7 +121,7 @@ class JobEventsResponse(_EventStreamResponse):
 
     async def _pump(self, send: Send) -> None:
         async for batch in self._stream.batches(direct=self._write_now):
-            await send(_body([event.sse_frame for event in batch]))
+            await self._write(send, _body([event.sse_frame for event in batch]))
 
     def _write_now(self, event: LiveEvent) -> asyncio.Future[None] | None:
         assert self._send is not None  # the stream only runs inside __call__
@@ -126,7 +138,7 @@ class FeedEventsResponse(_EventStreamResponse):
 
     async def _pump(self, send: Send) -> None:
         async for batch in self._stream.batches():
-            await send(_body([event.feed_frame for event in batch]))
+            await self._write(send, _body([event.feed_frame for event in batch]))
 
 
 def _body(frames: list[bytes]) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from bi_engine.live.listener import Reader, read_feed_pages, read_job_log
 DirectWrite = Callable[[LiveEvent], "asyncio.Future[None] | None"]
 """Writes one event to the client now; returns a future when the write has to wait."""
 
+STALLED_WRITE_S: Final = 60.0
+"""A client that has not taken a frame for this long is dropped (it resumes later)."""
 FEED_GRACE: Final = timedelta(seconds=30)
 FEED_SEEN_JOBS: Final = 4096
 """Jobs per feed whose last delivered seq is remembered for de-duplication."""
@@ -111,7 +113,7 @@ class JobStream:
                 self.sub.sink = None
                 if self._writing is not None:
                     writing, self._writing = self._writing, None
-                    await writing
+                    await asyncio.wait_for(writing, STALLED_WRITE_S)
                 if self._ended or self.sub.closed:
                     return
                 lagged, self.sub.lagged = self.sub.lagged, False

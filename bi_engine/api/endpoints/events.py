@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from bi_engine import constants
 from bi_engine.api.state import EngineState, engine
@@ -107,10 +108,30 @@ async def open_job_stream(connection: HTTPConnection, after: str | int | None) -
     )
 
 
-async def job_events(request: Request) -> Response:
+class StreamEndpoint:
+    """A plain ASGI endpoint for long-lived streams.
+
+    A function endpoint would put Starlette's per-route exception wrapper on the path of
+    every frame written to every client; errors raised before the response starts still
+    reach the app's handlers (the error envelope) through its ExceptionMiddleware.
+    """
+
+    def __init__(self, respond: Callable[[Request], Awaitable[Response]]) -> None:
+        self._respond = respond
+        self.__doc__ = respond.__doc__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._respond(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+async def _job_events(request: Request) -> Response:
     """``GET /jobs/{job_id}/events``: replay after Last-Event-ID, then live, until terminal."""
     stream = await open_job_stream(request, last_event_id(request))
     return sse.JobEventsResponse(stream, live_of(request).keepalive)
+
+
+job_events = StreamEndpoint(_job_events)
 
 
 def parse_feed_id(raw: str | None) -> tuple[str, int] | None:
@@ -127,7 +148,7 @@ def parse_feed_id(raw: str | None) -> tuple[str, int] | None:
     return job_id, parse_seq(match.group(2))
 
 
-async def all_events(request: Request) -> Response:
+async def _all_events(request: Request) -> Response:
     """``GET /events``: every event of the caller's jobs (admin: all jobs), for dashboards."""
     grant = grant_of(request)
     if grant.job_id is not None:
@@ -143,6 +164,9 @@ async def all_events(request: Request) -> Response:
         resume=resume,
     )
     return sse.FeedEventsResponse(stream, live.keepalive)
+
+
+all_events = StreamEndpoint(_all_events)
 
 
 @contextlib.asynccontextmanager

@@ -184,3 +184,22 @@ async def test_the_cli_follower_resumes_after_a_drop_without_gap_or_duplicate(
     assert [event.id for event in seen] == [str(seq) for seq in range(1, 7)]
     assert seen[-1].kind == "cancelled"
     assert drops == ["3"]
+
+
+async def test_a_client_stalled_for_too_long_is_dropped(
+    running: Running, writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bi_engine.db import events as event_log
+    from bi_engine.live import sse, stream
+
+    monkeypatch.setattr(stream, "STALLED_WRITE_S", 0.5)
+    monkeypatch.setattr(sse, "STALLED_WRITE_S", 0.5)
+    job = await writer.new_job("u1")
+    _, stalled = await _open_stream(running, job)
+    stalled.transport.pause_reading()  # type: ignore[attr-defined]
+    pad = "x" * 7000
+    for _ in range(0, 1200, 20):
+        events = [{"kind": "progress", "data": {"i": i, "pad": pad}} for i in range(20)]
+        await event_log.append(writer.conn, job, events)
+    await _until(lambda: running.hub_count == 0, timeout=10)  # dropped, though still connected
+    stalled.close()  # type: ignore[attr-defined]
