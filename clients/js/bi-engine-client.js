@@ -19,7 +19,10 @@ const MAX_BACKOFF_MS = 15000;
 
 /** Every failure: `status` is the HTTP status (0 for network trouble), `code` the API's. */
 export class BIEngineError extends Error {
-  constructor(message, { status = 0, code = 'network_error', details = null, retryAfter = null } = {}) {
+  constructor(
+    message,
+    { status = 0, code = 'network_error', details = null, retryAfter = null } = {},
+  ) {
     super(message);
     this.name = 'BIEngineError';
     this.status = status;
@@ -235,8 +238,9 @@ export class SSEParser {
 
 /** One live connection, through EventSource or fetch; reports frames and its end. */
 class Connection {
-  constructor(client, url, { headers = {}, onFrame, onEnd }) {
+  constructor(client, url, { headers = {}, onOpen, onFrame, onEnd }) {
     this.client = client;
+    this.onOpen = onOpen;
     this.onFrame = onFrame;
     this.onEnd = onEnd;
     this.closed = false;
@@ -249,6 +253,7 @@ class Connection {
     this.source = source;
     const frame = (event) => this.onFrame(event.type, event.data, event.lastEventId);
     for (const kind of EVENT_KINDS) source.addEventListener(kind, frame);
+    source.onopen = () => this.onOpen();
     source.onerror = () => {
       // CLOSED: an HTTP error or a wrong content type; CONNECTING: the browser reconnects
       // by itself (Last-Event-ID sent), we only count it.
@@ -267,6 +272,7 @@ class Connection {
         cache: 'no-store',
       });
       if (!response.ok) return this.end({ fatal: true, error: await errorOf(response) });
+      this.onOpen();
       const parser = new SSEParser((e) => this.onFrame(e.type, e.data, e.lastEventId));
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
@@ -322,6 +328,7 @@ class LiveStream {
       if (this.settled) return;
       this.connection = new Connection(this.client, url, {
         headers,
+        onOpen: () => this.onOpen?.(),
         onFrame: (kind, data, id) => this.frame(kind, data, id),
         onEnd: (info) => this.ended(info),
       });
@@ -401,10 +408,12 @@ class LiveStream {
 
 /** Follows one job: see {@link BIEngineClient#follow}. */
 export class JobFollower extends LiveStream {
-  constructor(client, job, { lastEventId = 0, onEvent, onProgress, onStatus, onError, signal } = {}) {
+  constructor(client, job, options = {}) {
+    const { lastEventId = 0, onEvent, onProgress, onStatus, onError, onOpen, signal } = options;
     super(client, { signal });
+    this.onOpen = onOpen;
     this.jobId = typeof job === 'string' ? job : job.job_id;
-    this.eventsUrl = typeof job === 'string' ? null : job.events_url ?? null;
+    this.eventsUrl = typeof job === 'string' ? null : (job.events_url ?? null);
     this.lastEventId = Number(lastEventId) || 0;
     this.handlers = { onEvent, onProgress, onStatus };
     this.onError = onError;
@@ -462,8 +471,9 @@ export class JobFollower extends LiveStream {
 
 /** Watches every job of the caller: see {@link BIEngineClient#watch}. */
 export class FeedWatcher extends LiveStream {
-  constructor(client, { lastEventId = null, onEvent, onError, signal } = {}) {
+  constructor(client, { lastEventId = null, onEvent, onError, onOpen, signal } = {}) {
     super(client, { signal });
+    this.onOpen = onOpen;
     this.lastEventId = lastEventId;
     this.seen = new Map();
     this.onEvent = onEvent;

@@ -26,6 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
 ]
 
 

@@ -106,7 +106,9 @@ class Engine:
         """Ready when a smoke-test job completes: the worker has claimed and run it."""
         headers = {"Authorization": f"Bearer {self.token('engine-warmup')}"}
         body = {"type": "test", "data": {}}
-        job = httpx.post(f"{self.url}/api/business-intelligence/analyze", json=body, headers=headers)
+        job = httpx.post(
+            f"{self.url}/api/business-intelligence/analyze", json=body, headers=headers
+        )
         status_url = f"{self.url}{job.json()['status_url']}"
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -119,7 +121,7 @@ class Engine:
     def _check_alive(self) -> None:
         for process in self.processes:
             if process.poll() is not None:
-                raise RuntimeError(f"{process.args} exited {process.returncode}\n{self.logs()}")
+                raise RuntimeError(f"{process.args!r} exited {process.returncode}\n{self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(
@@ -141,9 +143,7 @@ class Engine:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript"}
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

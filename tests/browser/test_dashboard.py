@@ -8,12 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import shoot
+from tests.browser.conftest import ROOT, shoot
 from tests.browser.engine import Engine
 
 pytestmark = pytest.mark.acceptance
 
 API = "/api/business-intelligence"
+SAMPLES = ROOT / "bi_engine" / "samples"
 
 
 def sign_in(page: Any, engine: Engine, user_id: str) -> str:
@@ -47,10 +48,43 @@ def watch_list_progress(page: Any) -> None:
     )
 
 
+def timeline_seqs(page: Any) -> list[int]:
+    found = page.locator("#timeline li").evaluate_all("l => l.map(e => e.dataset.seq)")
+    return [int(seq) for seq in found]
+
+
 def submitted_job_id(page: Any) -> str:
     page.wait_for_selector("#session-list .session")
     job_id: str = page.locator("#session-list .session").first.get_attribute("data-job-id")
     return job_id
+
+
+def test_the_dashboard_files_and_samples_over_http(engine: Engine) -> None:
+    with httpx.Client(base_url=engine.url) as http:
+        moved = http.get("/dashboard")
+        assert (moved.status_code, moved.headers["location"]) == (308, "/dashboard/")
+        index = http.get("/dashboard/")
+        assert index.status_code == 200
+        assert index.headers["content-type"].startswith("text/html")
+        csp = index.headers["content-security-policy"]
+        assert "script-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert index.headers["referrer-policy"] == "no-referrer"
+        assert "<script>" not in index.text  # every script is a file the CSP allows
+        script = http.get("/dashboard/js/app.js")
+        assert "javascript" in script.headers["content-type"]
+        assert http.get("/dashboard/js/nope.js").status_code == 404
+
+        samples = http.get("/dashboard/samples").json()["samples"]
+        bundled = sorted(path.stem for path in SAMPLES.glob("*.json"))
+        assert [s["name"] for s in samples] == bundled
+        first = samples[0]
+        body = http.get(first["url"])
+        assert body.content == (SAMPLES / f"{first['name']}.json").read_bytes()
+        assert body.json()["type"] == first["type"]
+        missing = http.get("/dashboard/samples/..%2Fsettings")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] in {"sample_not_found", "not_found"}
 
 
 def test_submit_a_sample_watch_it_reach_100_and_read_the_report(page: Any, engine: Engine) -> None:
@@ -75,10 +109,11 @@ def test_submit_a_sample_watch_it_reach_100_and_read_the_report(page: Any, engin
     assert page.inner_text(f"{row} .badge") == "Report ready"
     assert page.inner_text("#detail-status") == "Report ready"
 
-    seqs = [int(s) for s in page.locator("#timeline li").evaluate_all("l => l.map(e => e.dataset.seq)")]
+    seqs = timeline_seqs(page)
     assert seqs == list(range(1, len(seqs) + 1))
     kinds = page.locator("#timeline li").evaluate_all("l => l.map(e => e.dataset.kind)")
-    assert kinds[0] == "status" and kinds[-1] == "completed" and "progress" in kinds
+    assert (kinds[0], kinds[-1]) == ("status", "completed")
+    assert "progress" in kinds
     assert "Process Optimization Expert" in page.inner_text("#timeline")
 
     result = api_get(engine, token, f"{API}/jobs/{job_id}/result")["data"]
@@ -111,7 +146,8 @@ def test_cancel_a_long_job_from_the_page_then_run_it_again(page: Any, engine: En
     shoot(page, "dashboard-cancelled")
     row = f"#session-list .session[data-job-id='{job_id}']"
     assert page.inner_text(f"{row} .badge") == "Cancelled"
-    assert page.is_disabled("#cancel-job") and page.is_enabled("#retry-job")
+    assert page.is_disabled("#cancel-job")
+    assert page.is_enabled("#retry-job")
     assert api_get(engine, token, f"{API}/jobs/{job_id}")["status"] == "cancelled"
 
     page.click("#retry-job")
@@ -120,7 +156,7 @@ def test_cancel_a_long_job_from_the_page_then_run_it_again(page: Any, engine: En
     assert api_get(engine, token, f"{API}/jobs/{job_id}")["attempts"] >= 1
     page.click("#cancel-job")
     page.wait_for_selector("#detail[data-status='cancelled']", timeout=30_000)
-    seqs = [int(s) for s in page.locator("#timeline li").evaluate_all("l => l.map(e => e.dataset.seq)")]
+    seqs = timeline_seqs(page)
     assert seqs == list(range(1, len(seqs) + 1))
     assert page.locator("#timeline li[data-kind='cancelled']").count() == 2
     assert page.console.errors == []
@@ -140,7 +176,8 @@ def test_the_report_renderer_never_turns_text_into_markup(page: Any, engine: Eng
     hostile = (
         "# Title <img src=x onerror=window.pwned=1>\n\n"
         "Text <script>window.pwned=2</script> **bold** and _snake_case_name_ ok\n\n"
-        "[click](javascript:window.pwned=3) [fine](https://example.test/a) [dot](\u0001javascript:x)\n\n"
+        "[click](javascript:window.pwned=3) [fine](https://example.test/a)"
+        " [dot](\u0001javascript:x)\n\n"
         "| a | b \\| c |\n|---|---:|\n| <b>x</b> | 2 |\n\n"
         "- one\n  - nested <i>\n- two\n\n> quoted\n\n```\n<svg onload=alert(1)>\n```\n"
     )

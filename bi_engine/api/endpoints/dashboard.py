@@ -130,7 +130,9 @@ def routes() -> list[BaseRoute]:
         Route(BASE, _secured(to_index), methods=["GET"]),
         Route(f"{BASE}/samples", _secured(list_samples), methods=["GET"]),
         Route(f"{BASE}/samples/{{name}}", _secured(get_sample), methods=["GET"]),
-        Mount(BASE, app=SecureHeaders(StaticFiles(directory=STATIC_DIR, html=True))),
+        Mount(
+            BASE, app=SecureHeaders(StaticFiles(directory=STATIC_DIR, html=True, check_dir=False))
+        ),
     ]
 
 

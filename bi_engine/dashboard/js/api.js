@@ -89,5 +89,10 @@ async function apiError(response) {
     error = {};
   }
   const message = error.message || `The engine answered ${response.status}.`;
-  return new ApiError(message, response.status, error.code || `http_${response.status}`, error.details);
+  return new ApiError(
+    message,
+    response.status,
+    error.code || `http_${response.status}`,
+    error.details,
+  );
 }

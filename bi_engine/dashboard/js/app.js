@@ -18,6 +18,7 @@ class Dashboard {
     this.token = sessionStorage.getItem(TOKEN_KEY);
     this.api = new Api(() => this.token);
     this.feed = null;
+    this.fetching = new Set();
     this.sessions = new SessionList(byId('session-list'), { onSelect: (id) => this.select(id) });
     this.detail = new JobDetail(byId('detail'), {
       api: this.api,
@@ -52,7 +53,8 @@ class Dashboard {
     } catch (error) {
       this.token = null;
       sessionStorage.removeItem(TOKEN_KEY);
-      const why = error.status === 401 ? 'This token is not accepted' : 'The engine cannot be reached';
+      const why =
+        error.status === 401 ? 'This token is not accepted' : 'The engine cannot be reached';
       return this.showSignIn(`${why}: ${error.message}`);
     }
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -118,12 +120,17 @@ class Dashboard {
     );
   }
 
+  /** A feed event; a session started elsewhere (another tab, n8n...) is fetched once. */
   async onFeedEvent(event) {
-    if (this.sessions.apply(event)) return;
+    const jobId = event.data.job_id;
+    if (this.sessions.apply(event) || this.fetching.has(jobId)) return;
+    this.fetching.add(jobId);
     try {
-      this.sessions.upsert(await this.api.job(event.data.job_id)); // a session started elsewhere
+      this.sessions.upsert(await this.api.job(jobId));
     } catch {
-      // gone already, or someone else's: nothing to show
+      // gone already: nothing to show
+    } finally {
+      this.fetching.delete(jobId);
     }
   }
 

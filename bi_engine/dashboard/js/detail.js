@@ -7,7 +7,15 @@
 import { API } from './api.js';
 import { byId, clear, h, progressBar, setProgress } from './dom.js';
 import { LiveStream, TERMINAL } from './live.js';
-import { SEVERITY_WORDS, duration, kpiValue, shortId, statusWord, typeLabel, when } from './format.js';
+import {
+  SEVERITY_WORDS,
+  duration,
+  kpiValue,
+  shortId,
+  statusWord,
+  typeLabel,
+  when,
+} from './format.js';
 import { renderMarkdown } from './markdown.js';
 
 const ACTIVE = new Set(['queued', 'running']);
@@ -120,17 +128,30 @@ export class JobDetail {
       h(
         'header',
         { class: 'detail-head' },
-        h('div', {}, h('h2', { id: 'detail-title' }), h('p', { class: 'muted', id: 'detail-meta' })),
+        h(
+          'div',
+          {},
+          h('h2', { id: 'detail-title' }),
+          h('p', { class: 'muted', id: 'detail-meta' }),
+        ),
         h('span', { class: 'badge', id: 'detail-status' }),
       ),
-      h('div', { class: 'detail-progress' }, this.progress, h('p', { id: 'detail-step', class: 'muted' })),
+      h(
+        'div',
+        { class: 'detail-progress' },
+        this.progress,
+        h('p', { id: 'detail-step', class: 'muted' }),
+      ),
       h('div', { class: 'actions' }, this.cancelButton, this.retryButton),
       h('p', { id: 'detail-notice', class: 'notice', hidden: true }),
       h(
         'section',
         { class: 'team' },
         h('h3', { text: 'Your AI Team' }),
-        h('p', { class: 'muted', text: 'Each Processing Task of the Analysis Team, as it happens.' }),
+        h('p', {
+          class: 'muted',
+          text: 'Each Processing Task of the Analysis Team, as it happens.',
+        }),
         this.timeline,
       ),
       this.result,
@@ -143,7 +164,7 @@ export class JobDetail {
     byId('detail-meta').textContent = [
       `Session ${shortId(job.job_id)}`,
       job.priority ? `${job.priority} priority` : '',
-      job.created_at ? `started ${when(job.created_at)}` : '',
+      job.created_at ? `submitted ${when(job.created_at)}` : '',
       job.attempts > 1 ? `attempt ${job.attempts}` : '',
       duration(job.started_at, job.finished_at),
     ]
@@ -186,8 +207,8 @@ export class JobDetail {
           { tell: true },
         );
         this.follow();
-      } else {
-        this.update(document, { tell: true });
+      } else if (!TERMINAL.has(this.job.status)) {
+        this.update(document); // unless the stream has already told us it ended
       }
     } catch (error) {
       this.onError(error.message);
@@ -216,7 +237,14 @@ function timelineItem(seq, kind, data) {
     h(
       'div',
       { class: 'event-body' },
-      h('p', { class: 'event-title' }, h('strong', { text: title }), kind === 'progress' ? h('span', { class: 'muted', text: ` · ${data.progress ?? 0}%` }) : null),
+      h(
+        'p',
+        { class: 'event-title' },
+        h('strong', { text: title }),
+        kind === 'progress'
+          ? h('span', { class: 'muted', text: ` · ${data.progress ?? 0}%` })
+          : null,
+      ),
       text ? h('p', { class: 'event-text', text }) : null,
     ),
   );
@@ -227,11 +255,13 @@ function describe(kind, data, who) {
   if (kind === 'completed') return ['Report ready', data.headline ?? ''];
   if (kind === 'failed') return ['The analysis failed', data.error?.message ?? ''];
   if (kind === 'cancelled') return ['Cancelled', data.message ?? ''];
-  if (data.status === 'running') return ['Your AI Team started', data.attempt > 1 ? `Attempt ${data.attempt}` : ''];
+  if (data.status === 'running')
+    return ['Your AI Team started', data.attempt > 1 ? `Attempt ${data.attempt}` : ''];
   if (data.status === 'retrying') {
     return ['Trying again shortly', `Attempt ${data.attempt ?? ''} stopped: ${data.reason ?? ''}`];
   }
-  if (data.status === 'queued') return [data.retry ? 'Queued again' : 'Waiting for Your AI Team', ''];
+  if (data.status === 'queued')
+    return [data.retry ? 'Queued again' : 'Waiting for Your AI Team', ''];
   return [statusWord(data.status ?? kind), ''];
 }
 
@@ -247,7 +277,9 @@ export function renderResult(root, result) {
       { class: 'summary' },
       h('h3', { id: 'result-headline', text: summary.headline ?? 'Report ready' }),
       summary.executive_summary ? h('p', { text: summary.executive_summary }) : null,
-      team.length ? h('p', { class: 'muted', text: `Prepared by Your AI Team: ${team.join(', ')}.` }) : null,
+      team.length
+        ? h('p', { class: 'muted', text: `Prepared by Your AI Team: ${team.join(', ')}.` })
+        : null,
     ),
     kpiSection(analysis.kpis ?? []),
     findingSection(analysis.findings ?? []),
@@ -291,8 +323,16 @@ function findingSection(findings) {
         h(
           'li',
           { class: 'finding' },
-          h('span', { class: `badge severity-${finding.severity}`, text: SEVERITY_WORDS[finding.severity] ?? finding.severity }),
-          h('div', {}, h('strong', { text: finding.title }), h('p', { text: finding.detail ?? '' })),
+          h('span', {
+            class: `badge severity-${finding.severity}`,
+            text: SEVERITY_WORDS[finding.severity] ?? finding.severity,
+          }),
+          h(
+            'div',
+            {},
+            h('strong', { text: finding.title }),
+            h('p', { text: finding.detail ?? '' }),
+          ),
         ),
       ),
     ),

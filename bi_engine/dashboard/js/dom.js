@@ -14,8 +14,10 @@ export function h(tag, props = {}, ...children) {
     if (name === 'class') element.className = value;
     else if (name === 'text') element.textContent = String(value);
     else if (name === 'dataset') Object.assign(element.dataset, value);
-    else if (name === 'attrs') for (const [k, v] of Object.entries(value)) element.setAttribute(k, v);
-    else if (name === 'on') for (const [k, v] of Object.entries(value)) element.addEventListener(k, v);
+    else if (name === 'attrs')
+      for (const [k, v] of Object.entries(value)) element.setAttribute(k, v);
+    else if (name === 'on')
+      for (const [k, v] of Object.entries(value)) element.addEventListener(k, v);
     else element[name] = value;
   }
   append(element, children);
@@ -44,7 +46,11 @@ export function byId(id) {
 /** A progress bar the way assistive technology reads it (role, aria-valuenow). */
 export function progressBar(percent, label) {
   const fill = h('div', { class: 'progress-fill' });
-  const bar = h('div', { class: 'progress', attrs: { role: 'progressbar', 'aria-label': label } }, fill);
+  const bar = h(
+    'div',
+    { class: 'progress', attrs: { role: 'progressbar', 'aria-label': label } },
+    fill,
+  );
   setProgress(bar, percent);
   return bar;
 }

@@ -19,7 +19,9 @@ const SAFE_SCHEMES = new Set(['http', 'https', 'mailto']);
 /** Render `text` into a new DocumentFragment. */
 export function renderMarkdown(text, doc = document) {
   const fragment = doc.createDocumentFragment();
-  const lines = String(text ?? '').replace(/\r\n?/g, '\n').split('\n');
+  const lines = String(text ?? '')
+    .replace(/\r\n?/g, '\n')
+    .split('\n');
   for (const node of blocks(lines, doc)) fragment.append(node);
   return fragment;
 }
@@ -69,7 +71,10 @@ function startsBlock(lines, i) {
 function paragraph(lines, start, doc, out) {
   let i = start + 1;
   while (i < lines.length && !startsBlock(lines, i)) i += 1;
-  const text = lines.slice(start, i).map((l) => l.trim()).join('\n');
+  const text = lines
+    .slice(start, i)
+    .map((l) => l.trim())
+    .join('\n');
   out.push(inlineInto(doc.createElement('p'), text, doc));
   return i;
 }
@@ -90,7 +95,8 @@ function codeBlock(lines, start, doc, out) {
 function quote(lines, start, doc, out) {
   let i = start;
   const inner = [];
-  while (i < lines.length && QUOTE.test(lines[i])) inner.push(lines[(i += 1) - 1].replace(QUOTE, ''));
+  while (i < lines.length && QUOTE.test(lines[i]))
+    inner.push(lines[(i += 1) - 1].replace(QUOTE, ''));
   const element = doc.createElement('blockquote');
   element.append(...blocks(inner, doc));
   out.push(element);
@@ -111,7 +117,8 @@ function list(lines, start, doc, out) {
     const match = ITEM.exec(line);
     const current = items[items.length - 1];
     if (match && match[1].length === base) items.push([match[3]]);
-    else if (line.trim() && indentOf(line) > base) current.push(line.slice(Math.min(indentOf(line), base + 2)));
+    else if (line.trim() && indentOf(line) > base)
+      current.push(line.slice(Math.min(indentOf(line), base + 2)));
     else if (!line.trim() && continuesList(lines[i + 1], base)) current.push('');
     else break;
   }
@@ -228,10 +235,17 @@ export function inlineInto(parent, text, doc = document) {
       code.textContent = text.slice(i + 1, end);
       parent.append(code);
       i = end + 1;
-    } else if ((rest.startsWith('**') || rest.startsWith('__')) && (end = closing(text, i, c + c)) > 0) {
+    } else if (
+      (rest.startsWith('**') || rest.startsWith('__')) &&
+      (end = closing(text, i, c + c)) > 0
+    ) {
       wrap('strong', text.slice(i + 2, end));
       i = end + 2;
-    } else if ((c === '*' || c === '_') && opensEmphasis(text, i) && (end = closing(text, i, c)) > 0) {
+    } else if (
+      (c === '*' || c === '_') &&
+      opensEmphasis(text, i) &&
+      (end = closing(text, i, c)) > 0
+    ) {
       wrap('em', text.slice(i + 1, end));
       i = end + 1;
     } else if (c === '[' && (end = link(text, i, parent, doc, flush)) > 0) {
@@ -271,7 +285,10 @@ function link(text, i, parent, doc, flush) {
   const end = text.indexOf(')', close + 2);
   if (end < 0) return -1;
   const label = text.slice(i + 1, close);
-  const href = text.slice(close + 2, end).trim().split(/\s+/)[0];
+  const href = text
+    .slice(close + 2, end)
+    .trim()
+    .split(/\s+/)[0];
   if (!safeHref(href)) return -1;
   flush();
   const anchor = inlineInto(doc.createElement('a'), label, doc);

@@ -56,7 +56,11 @@ export class SessionList {
     this.seqs.set(data.job_id, seq);
     const change = { job_id: data.job_id };
     if (kind === 'progress') {
-      Object.assign(change, { status: 'running', progress: data.progress, current_step: data.step });
+      Object.assign(change, {
+        status: 'running',
+        progress: data.progress,
+        current_step: data.step,
+      });
     } else if (kind === 'status') {
       change.status = data.status === 'retrying' ? 'queued' : data.status;
       if (data.retry) Object.assign(change, { progress: 0, error: null });

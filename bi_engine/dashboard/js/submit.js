@@ -44,7 +44,10 @@ export class SubmitForm {
       h(
         'optgroup',
         { label: 'Other' },
-        h('option', { value: SMOKE_TEST, text: 'Smoke Test · runs the pipeline, analyses nothing' }),
+        h('option', {
+          value: SMOKE_TEST,
+          text: 'Smoke Test · runs the pipeline, analyses nothing',
+        }),
         h('option', { value: PASTED, text: 'Your own request (paste JSON)' }),
       ),
     );
@@ -89,7 +92,9 @@ export class SubmitForm {
       status.textContent = `Session ${String(job.job_id).slice(0, 8)} is queued.`;
       this.onSubmitted(job);
     } catch (error) {
-      status.textContent = error.details ? `${error.message} ${details(error.details)}` : error.message;
+      status.textContent = error.details
+        ? `${error.message} ${details(error.details)}`
+        : error.message;
     } finally {
       button.disabled = false;
     }

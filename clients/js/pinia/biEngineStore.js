@@ -17,6 +17,7 @@
 import { TERMINAL_KINDS, createClient } from '../bi-engine-client.js';
 
 const ACTIVE = new Set(['queued', 'running']);
+const ENDED = new Set(TERMINAL_KINDS);
 
 /**
  * @param {Function} defineStore Pinia's `defineStore`
@@ -136,7 +137,7 @@ export function defineBIEngineStore(defineStore, { id = 'biEngine', client, clie
       async retry(jobId) {
         const accepted = await this.guard(() => runtime.client.retry(jobId));
         delete this.results[jobId];
-        this.remember({ ...accepted, error: null, progress: 0 });
+        this.remember({ ...accepted, error: null, progress: 0 }, { restart: true });
         this.follow(accepted);
         return accepted;
       },
@@ -182,10 +183,15 @@ export function defineBIEngineStore(defineStore, { id = 'biEngine', client, clie
         }
       },
 
-      remember(document, { append = false } = {}) {
+      /** Merge a REST document; it never turns a job the stream saw end back into a live one. */
+      remember(document, { append = false, restart = false } = {}) {
         const jobId = document.job_id;
         const known = this.jobs[jobId];
-        this.jobs[jobId] = { ...(known ?? {}), ...document };
+        const merged = { ...(known ?? {}), ...document };
+        if (known && !restart && ENDED.has(known.status) && !ENDED.has(document.status)) {
+          Object.assign(merged, pick(known, ['status', 'progress', 'current_step']));
+        }
+        this.jobs[jobId] = merged;
         if (known) return;
         if (append) this.order.push(jobId);
         else this.order.unshift(jobId);
@@ -212,4 +218,8 @@ function contiguous(timeline) {
     last = entry.seq;
   }
   return last;
+}
+
+function pick(object, keys) {
+  return Object.fromEntries(keys.filter((key) => key in object).map((key) => [key, object[key]]));
 }

@@ -18,7 +18,10 @@ async function run() {
   const client = createClient({ baseUrl: params.get('engine'), token: params.get('token') });
   const outcome = { transport: client.transport, events: [], resumed: [] };
   window.outcome = outcome;
-  const job = await client.submit({ type: 'test', data: { sleep_s: Number(params.get('sleep') || 1) } });
+  const job = await client.submit({
+    type: 'test',
+    data: { sleep_s: Number(params.get('sleep') || 1) },
+  });
   outcome.jobId = job.job_id;
   state.textContent = 'following';
   const end = await client.follow(job, {
@@ -40,7 +43,11 @@ async function run() {
 }
 
 run().catch((error) => {
-  window.outcome = { ...(window.outcome ?? {}), error: `${error.name}: ${error.message}`, status: error.status };
+  window.outcome = {
+    ...(window.outcome ?? {}),
+    error: `${error.name}: ${error.message}`,
+    status: error.status,
+  };
   document.getElementById('error').textContent = String(error);
   state.textContent = 'failed';
 });
