@@ -28,7 +28,8 @@ class Dashboard {
     this.form = new SubmitForm(byId('submit-form'), {
       api: this.api,
       onSubmitted: (job) => {
-        this.sessions.upsert({ progress: 0, ...job });
+        // The feed may have shown it already, with newer progress than this 202 answer.
+        if (!this.sessions.get(job.job_id)) this.sessions.upsert({ progress: 0, ...job });
         this.select(job.job_id);
       },
     });

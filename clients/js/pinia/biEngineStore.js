@@ -17,7 +17,6 @@
 import { TERMINAL_KINDS, createClient } from '../bi-engine-client.js';
 
 const ACTIVE = new Set(['queued', 'running']);
-const ENDED = new Set(TERMINAL_KINDS);
 
 /**
  * @param {Function} defineStore Pinia's `defineStore`
@@ -79,7 +78,10 @@ export function defineBIEngineStore(defineStore, { id = 'biEngine', client, clie
       /** Submit, remember and follow the new job; resolves with the job document. */
       async submit(analysis, options = {}) {
         const accepted = await this.guard(() => runtime.client.submit(analysis, options));
-        this.remember({ ...accepted, progress: accepted.status === 'completed' ? 100 : 0 });
+        const finished = accepted.status === 'completed' && accepted.data; // Prefer: wait
+        if (finished) this.results[accepted.job_id] = accepted;
+        const { data: _result, ...document } = accepted;
+        this.remember({ ...document, progress: finished ? 100 : 0 });
         if (ACTIVE.has(accepted.status)) this.follow(accepted);
         return accepted;
       },
@@ -183,12 +185,15 @@ export function defineBIEngineStore(defineStore, { id = 'biEngine', client, clie
         }
       },
 
-      /** Merge a REST document; it never turns a job the stream saw end back into a live one. */
+      /**
+       * Merge a REST document. Once a job has live events, its status, progress and step come
+       * from them alone (a document fetched a moment ago may be older), except on `restart`.
+       */
       remember(document, { append = false, restart = false } = {}) {
         const jobId = document.job_id;
         const known = this.jobs[jobId];
         const merged = { ...(known ?? {}), ...document };
-        if (known && !restart && ENDED.has(known.status) && !ENDED.has(document.status)) {
+        if (known && !restart && this.timelines[jobId]?.length) {
           Object.assign(merged, pick(known, ['status', 'progress', 'current_step']));
         }
         this.jobs[jobId] = merged;
