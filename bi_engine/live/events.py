@@ -31,14 +31,15 @@ class LiveEvent:
     data: dict[str, Any]
     user_id: str
     at: str = ""
+    terminal: bool = field(init=False)
+    """``completed``, ``failed`` or ``cancelled``: the stream ends with it."""
     _sse: bytes | None = field(default=None, repr=False)
     _feed: bytes | None = field(default=None, repr=False)
     _ws: str | None = field(default=None, repr=False)
     _sse_message: dict[str, Any] | None = field(default=None, repr=False)
 
-    @property
-    def terminal(self) -> bool:
-        return self.kind in constants.TERMINAL_STATUSES
+    def __post_init__(self) -> None:
+        self.terminal = self.kind in constants.TERMINAL_STATUSES
 
     @property
     def sse_frame(self) -> bytes:
