@@ -251,7 +251,7 @@ class Connection {
   openEventSource(url) {
     const source = new this.client.EventSource(url);
     this.source = source;
-    const frame = (event) => this.onFrame(event.type, event.data, event.lastEventId);
+    const frame = (event) => this.frame(event.type, event.data, event.lastEventId);
     for (const kind of EVENT_KINDS) source.addEventListener(kind, frame);
     source.onopen = () => this.onOpen();
     source.onerror = () => {
@@ -273,7 +273,7 @@ class Connection {
       });
       if (!response.ok) return this.end({ fatal: true, error: await errorOf(response) });
       this.onOpen();
-      const parser = new SSEParser((e) => this.onFrame(e.type, e.data, e.lastEventId));
+      const parser = new SSEParser((e) => this.frame(e.type, e.data, e.lastEventId));
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       while (!this.closed) {
@@ -286,6 +286,11 @@ class Connection {
       if (this.closed) return undefined;
       return this.end({ fatal: false, error: new BIEngineError(String(error?.message ?? error)) });
     }
+  }
+
+  /** Frames still parsed from a chunk after close() are not delivered. */
+  frame(kind, data, id) {
+    if (!this.closed) this.onFrame(kind, data, id);
   }
 
   end(info) {
@@ -376,6 +381,7 @@ class LiveStream {
 
   reconnect() {
     this.connection?.close();
+    clearTimeout(this.timer);
     const delay = Math.min(MAX_BACKOFF_MS, this.client.reconnectDelayMs * 2 ** (this.failures - 1));
     this.timer = setTimeout(() => this.connect(), Math.max(0, delay));
   }

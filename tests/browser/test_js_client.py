@@ -45,7 +45,7 @@ def run_node_tests(engine: Engine, *files: str) -> str:
 
 def test_the_client_module_against_a_running_engine(engine: Engine) -> None:
     output = run_node_tests(engine, "test/client.test.mjs")
-    assert "ℹ pass 10" in output, output
+    assert "ℹ pass 12" in output, output
 
 
 def test_the_pinia_store_against_a_running_engine(engine: Engine) -> None:

@@ -7,8 +7,47 @@ import { BIEngineError, SSEParser, TERMINAL_KINDS, createClient } from '../bi-en
 
 const URL_ = process.env.BI_ENGINE_URL;
 const engine = { skip: URL_ ? false : 'BI_ENGINE_URL is not set: no engine to talk to' };
-const client = () =>
-  createClient({ baseUrl: URL_, token: process.env.BI_ENGINE_TOKEN, reconnectDelayMs: 100 });
+const options = () => ({
+  baseUrl: URL_,
+  token: process.env.BI_ENGINE_TOKEN,
+  reconnectDelayMs: 100,
+});
+const client = () => createClient(options());
+
+/**
+ * The real fetch, with the text of each event stream passed through `change(text, n)` (n:
+ * the stream's number, from 0), which returns the text to deliver, or `{text, drop: true}`
+ * to deliver it and then drop the connection as a network failure would.
+ */
+function tamperedFetch(change) {
+  const opened = [];
+  const tampered = async (url, init = {}) => {
+    const response = await fetch(url, init);
+    if (!String(url).includes('/events')) return response;
+    const stream = opened.length;
+    opened.push({ url: String(url), lastEventId: init.headers?.['Last-Event-ID'] });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    const body = new ReadableStream({
+      async pull(controller) {
+        const { value, done } = await reader.read();
+        if (done) return controller.close();
+        const changed = change(decoder.decode(value, { stream: true }), stream);
+        const text = typeof changed === 'string' ? changed : changed.text;
+        if (text) controller.enqueue(encoder.encode(text));
+        if (changed.drop) {
+          await reader.cancel();
+          controller.error(new TypeError('network connection lost'));
+        }
+        return undefined;
+      },
+      cancel: () => reader.cancel(),
+    });
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+  return { fetch: tampered, opened };
+}
 
 function collect(bi, job, options = {}) {
   const events = [];
@@ -96,6 +135,37 @@ describe('against a running engine', engine, () => {
     const end = await rest.follower.done;
     assert.equal(end.kind, 'completed');
     assert.deepEqual(seqsOf([...early.events, ...rest.events]), range(1, end.seq));
+  });
+
+  test('a dropped connection resumes after the last event: no gap, no repeat', async () => {
+    const { fetch: cutting, opened } = tamperedFetch((text, stream) => {
+      const at = text.indexOf('id: 2\n');
+      return stream === 0 && at >= 0 ? { text: text.slice(0, at), drop: true } : text;
+    });
+    const bi = createClient({ ...options(), transport: 'fetch', fetch: cutting });
+    const job = await bi.submit({ type: 'test', data: { sleep_s: 1 } });
+    const { events, follower } = collect(bi, job);
+    const end = await follower.done;
+    assert.equal(end.kind, 'completed');
+    assert.deepEqual(seqsOf(events), range(1, end.seq));
+    assert.equal(opened.length, 2);
+    assert.equal(opened[0].lastEventId, undefined);
+    assert.equal(opened[1].lastEventId, '1');
+    assert.match(opened[1].url, /last_event_id=1/);
+  });
+
+  test('a gap in the stream is read again from the last event received', async () => {
+    const { fetch: lossy, opened } = tamperedFetch((text, stream) =>
+      stream === 0 ? text.replace(/id: 3\n[^]*?\n\n/, '') : text,
+    );
+    const bi = createClient({ ...options(), transport: 'fetch', fetch: lossy });
+    const job = await bi.submit({ type: 'test', data: { sleep_s: 1 } });
+    const { events, follower } = collect(bi, job);
+    const end = await follower.done;
+    assert.equal(end.kind, 'completed');
+    assert.deepEqual(seqsOf(events), range(1, end.seq));
+    assert.ok(opened.length >= 2);
+    assert.equal(opened[1].lastEventId, '2');
   });
 
   test('cancel a running job, retry it, follow the retry from where the log stood', async () => {
