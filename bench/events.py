@@ -371,6 +371,7 @@ def latency_round(
     port: int,
     clients: int,
     events: int,
+    rate: float,
     tokens: list[str],
     tmp: Path,
 ) -> dict[str, Any]:
@@ -383,7 +384,7 @@ def latency_round(
             time.sleep(0.5)
             with NotifyProbe(database_url, job) as probe:
                 cpu_before = cpu_s(server_pid)
-                committed = write_events(conn, job, events, gap_s=0.02)
+                committed = write_events(conn, job, events, gap_s=1 / rate)
                 time.sleep(0.3)
                 cpu = cpu_s(server_pid) - cpu_before
             client.send(f"collect {max(committed)}")
@@ -465,6 +466,7 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--clients", default="100,1000")
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second written")
     parser.add_argument("--max-clients", type=int, default=10000)
     parser.add_argument("--port", type=int)
     parser.add_argument("--job")
@@ -485,14 +487,18 @@ def run_bench(args: argparse.Namespace) -> None:
     steps = [n for n in (1000, 2500, 5000, 7500, 10000) if n < args.max_clients]
     steps.append(args.max_clients)
     tokens = admin_tokens(max([*rounds, args.max_clients]))
-    print(f"open files limit {limit}; {os.cpu_count()} CPUs; writer: 1 event per transaction")
+    print(
+        f"open files limit {limit}; {os.cpu_count()} CPUs; load average"
+        f" {os.getloadavg()[0]:.2f}; writer: {args.events} events, 1 per transaction,"
+        f" {args.rate:g}/s"
+    )
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.admin_url) as url:
         port = free_port()
         with api_server(url, port) as server:
             print("commit -> client latency (one bi-engine serve process, httptools, uvloop)")
             for clients in rounds:
                 result = latency_round(
-                    url, server.pid, port, clients, args.events, tokens, Path(tmp)
+                    url, server.pid, port, clients, args.events, args.rate, tokens, Path(tmp)
                 )
                 print_latency(result)
         if args.max_clients <= 0:

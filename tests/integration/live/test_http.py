@@ -203,3 +203,19 @@ async def test_a_client_stalled_for_too_long_is_dropped(
         await event_log.append(writer.conn, job, events)
     await _until(lambda: running.hub_count == 0, timeout=10)  # dropped, though still connected
     stalled.close()  # type: ignore[attr-defined]
+
+
+async def test_head_answers_the_headers_and_holds_no_stream(
+    running: Running, writer: Writer
+) -> None:
+    job = await writer.new_job("u1")
+    url = f"{running.url}{API_PREFIX}/jobs/{job}/events?token={running.token}"
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.head(url)
+        refused = await http.post(url)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.content == b""
+    assert refused.status_code == 405
+    await _until(lambda: running.hub_count == 0)
