@@ -12,7 +12,7 @@ The jobs of each side are split into rounds that alternate raw and engine (the o
 every round), so a machine that gets busier or quieter meanwhile weighs on both sides alike.
 Rates are total jobs over total time per side; the ratio is engine/raw.
 
-    python bench/throughput.py [--jobs 5000] [--concurrency 8] [--rounds 5] [--loop uvloop]
+    python bench/throughput.py [--jobs 5000] [--concurrency 8] [--rounds 10] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -193,7 +193,9 @@ async def run(args: argparse.Namespace) -> None:
     options = worker_app.WorkerOptions(concurrency=args.concurrency)
     per_round = max(1, args.jobs // args.rounds)
     with throwaway_database(admin_url) as url:
-        settings = Settings(database_url=url, db_schema=SCHEMA, log_level=args.log_level)
+        settings = Settings(
+            database_url=url, db_schema=SCHEMA, log_level=args.log_level, log_format="json"
+        )
         configure_logging(settings, stream=open(os.devnull, "w"))  # noqa: SIM115
         raws: list[Phase] = []
         engines: list[Phase] = []
@@ -239,7 +241,11 @@ def report(
         a, b = getattr(raw, attr), getattr(engine, attr)
         print(f"{label:34}{a:>15.0f} j/s{b:>15.0f} j/s{b / a:>8.2f}")
     ratios = sorted(e.drain_rate / r.drain_rate for r, e in zip(raws, engines, strict=True))
-    print(f"{'worker ratio per round':34}{' '.join(f'{x:.2f}' for x in ratios):>48}")
+    median = (
+        ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1 :][:2]) / 2
+    )
+    print(f"{'worker ratio per round (sorted)':34}{' '.join(f'{x:.2f}' for x in ratios)}")
+    print(f"{'worker ratio, median of rounds':34}{median:>48.2f}")
     raw_cpu, engine_cpu = (p.drain_cpu_s / p.jobs * 1000 for p in (raw, engine))
     print(f"{'worker CPU per job':34}{raw_cpu:>16.2f} ms{engine_cpu:>16.2f} ms")
     print(
@@ -253,7 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per side")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per side")
     parser.add_argument("--admin-url", help="a maintenance database URL (default: DATABASE_URL)")
     parser.add_argument("--log-level", default="INFO", help="the worker's log level")
     parser.add_argument(
