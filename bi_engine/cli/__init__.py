@@ -15,6 +15,7 @@ from importlib import metadata
 from bi_engine import __version__
 from bi_engine.cli import (
     callbacks_cmd,
+    demo_cmd,
     jobs_cmd,
     migrate_cmd,
     serve_cmd,
@@ -31,6 +32,7 @@ BUILTIN: tuple[Registrar, ...] = (
     serve_cmd.register,
     jobs_cmd.register,
     submit_cmd.register,
+    demo_cmd.register,
 )
 
 

@@ -1,0 +1,1 @@
+"""``bi-engine demo``: the whole engine on one machine with zero configuration."""

@@ -1,0 +1,1 @@
+"""The bundled sample submissions (process log, n8n executions, sales series, dataset)."""
