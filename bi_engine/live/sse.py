@@ -19,7 +19,6 @@ import asyncio
 from typing import Any, Final
 
 import structlog
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from bi_engine.live.eager import run_eagerly
@@ -46,16 +45,16 @@ _END: Final[Message] = {"type": "http.response.body", "body": b"", "more_body": 
 log = structlog.get_logger("bi_engine.live.sse")
 
 
-class _EventStreamResponse(Response):
-    """``text/event-stream``: ``retry:``, then the stream's frames, then the end."""
+class _EventStreamResponse:
+    """``text/event-stream``: ``retry:``, then the stream's frames, then the end.
 
-    media_type = "text/event-stream"
+    A plain ASGI callable with slots (not a Starlette ``Response``, which renders a body and
+    carries a ``__dict__``): 10,000 of these live at once.
+    """
+
+    __slots__ = ("_keepalive", "_pinging", "_send", "_stream")
 
     def __init__(self, stream: JobStream | FeedStream, keepalive: Keepalive) -> None:
-        # Not Response.__init__: there is no body to render, only a stream to write.
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = list(HEADERS)
         self._stream = stream
         self._keepalive = keepalive
         self._send: Send | None = None
@@ -114,6 +113,7 @@ class _EventStreamResponse(Response):
 class JobEventsResponse(_EventStreamResponse):
     """One job: ``id: <seq>``; ends after the terminal event."""
 
+    __slots__ = ()
     _stream: JobStream
 
     def __init__(self, stream: JobStream, keepalive: Keepalive) -> None:
@@ -131,6 +131,7 @@ class JobEventsResponse(_EventStreamResponse):
 class FeedEventsResponse(_EventStreamResponse):
     """Many jobs: ``id: <job_id>:<seq>``; never ends on its own."""
 
+    __slots__ = ()
     _stream: FeedStream
 
     def __init__(self, stream: FeedStream, keepalive: Keepalive) -> None:

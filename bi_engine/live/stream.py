@@ -48,6 +48,20 @@ class JobStream:
     the request; iterate :meth:`batches`; :meth:`close` it however the response ends.
     """
 
+    __slots__ = (
+        "_direct",
+        "_ended",
+        "_finished",
+        "_hub",
+        "_job_id",
+        "_owner",
+        "_reader",
+        "_writing",
+        "complete",
+        "log_end",
+        "sub",
+    )
+
     def __init__(
         self,
         hub: Hub,
@@ -200,6 +214,8 @@ class JobStream:
 
 class FeedStream:
     """Every event of ``only_user``'s jobs (every job when ``None``), live, never ending."""
+
+    __slots__ = ("_hub", "_only_user", "_reader", "_resume", "_seen", "sub")
 
     def __init__(
         self,

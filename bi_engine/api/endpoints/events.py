@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bi_engine import constants
 from bi_engine.api.state import EngineState, engine
@@ -116,7 +115,7 @@ class StreamEndpoint:
     reach the app's handlers (the error envelope) through its ExceptionMiddleware.
     """
 
-    def __init__(self, respond: Callable[[Request], Awaitable[Response]]) -> None:
+    def __init__(self, respond: Callable[[Request], Awaitable[ASGIApp]]) -> None:
         self._respond = respond
         self.__doc__ = respond.__doc__
 
@@ -125,7 +124,7 @@ class StreamEndpoint:
         await response(scope, receive, send)
 
 
-async def _job_events(request: Request) -> Response:
+async def _job_events(request: Request) -> ASGIApp:
     """``GET /jobs/{job_id}/events``: replay after Last-Event-ID, then live, until terminal."""
     stream = await open_job_stream(request, last_event_id(request))
     return sse.JobEventsResponse(stream, live_of(request).keepalive)
@@ -148,7 +147,7 @@ def parse_feed_id(raw: str | None) -> tuple[str, int] | None:
     return job_id, parse_seq(match.group(2))
 
 
-async def _all_events(request: Request) -> Response:
+async def _all_events(request: Request) -> ASGIApp:
     """``GET /events``: every event of the caller's jobs (admin: all jobs), for dashboards."""
     grant = grant_of(request)
     if grant.job_id is not None:
