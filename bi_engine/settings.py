@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     result_retention_days: int = Field(365, ge=1, validation_alias=_env("BI_RESULT_RETENTION_DAYS"))
     cors_origins: CommaList = Field((), validation_alias=_env("BI_CORS_ORIGINS"))
     trusted_proxies: CommaList = Field((), validation_alias=_env("BI_TRUSTED_PROXIES"))
+    rate_limits: bool = Field(True, validation_alias=_env("BI_RATE_LIMITS"))
+    """Per-user limits of CONTRACT section 11; ``false`` only for single-user load tests."""
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("LOG_FORMAT"))
 

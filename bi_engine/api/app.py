@@ -1,9 +1,13 @@
 """``create_app(settings)``: the API's composition root.
 
-The lifespan opens ONE psycopg pool and the procrastinate App over that same pool, keeps
-them on ``app.state.engine`` (:class:`~bi_engine.api.state.EngineState`), then starts the
-lifespan hooks (other components: the live event listener...) and stops everything in
-reverse order.
+The lifespan opens ONE psycopg pool and the procrastinate App over that same pool, the
+submission writers, the audit writer and the rate limiter, keeps them on
+``app.state.engine`` (:class:`~bi_engine.api.state.EngineState`), then starts the lifespan
+hooks (other components: the live event listener...) and stops everything in reverse order
+(the audit writer flushes its rows before the pool closes).
+
+Middleware, outermost first: request id + access log + metrics, security headers, CORS,
+body limit.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from bi_engine import queue
-from bi_engine.api import errors, routes
+from bi_engine.api import errors, proxies, routes
+from bi_engine.api.audit import AuditWriter
 from bi_engine.api.endpoints import dashboard, events
+from bi_engine.api.limiter import Limiter, RefusalCache, redis_key_prefix
 from bi_engine.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from bi_engine.api.security import SecurityHeadersMiddleware
 from bi_engine.api.state import EngineState, LifespanHook
 from bi_engine.api.submitter import Submitter
 from bi_engine.db.connection import connect_kwargs
@@ -32,6 +39,9 @@ from bi_engine.settings import Settings
 POOL_MIN: Final = 2
 POOL_MAX: Final = 20
 STARTUP_WAIT_S: Final = 10.0
+RECONNECT_TIMEOUT_S: Final = 10.0
+"""A lost connection is retried with backoff for this long, then afresh on the next request:
+the API serves again within seconds of the database coming back, whatever the outage."""
 
 LIFESPAN_HOOKS: tuple[LifespanHook, ...] = (events.live_hook,)
 """Hooks every app starts (in order) once the pool and the queue are open."""
@@ -53,12 +63,29 @@ def make_pool(settings: Settings) -> psycopg_pool.AsyncConnectionPool[Any]:
         max_size=POOL_MAX,
         open=False,
         name="bi-engine-api",
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
     )
+
+
+def make_limiter(
+    settings: Settings, pool: psycopg_pool.AsyncConnectionPool[Any], redis_prefix: str | None
+) -> Limiter:
+    """Postgres limits; with REDIS_URL, refusals are also remembered in Redis."""
+    cache = None
+    if settings.redis_url:
+        prefix = redis_prefix or redis_key_prefix(
+            settings.require_database_url(), settings.db_schema
+        )
+        cache = RefusalCache.from_url(settings.redis_url, prefix)
+    return Limiter(pool, cache)
 
 
 @asynccontextmanager
 async def _engine(
-    settings: Settings, metrics: ApiMetrics, hooks: Sequence[LifespanHook]
+    settings: Settings,
+    metrics: ApiMetrics,
+    hooks: Sequence[LifespanHook],
+    redis_prefix: str | None = None,
 ) -> AsyncIterator[EngineState]:
     pool = make_pool(settings)
     await pool.open(wait=False)
@@ -74,8 +101,20 @@ async def _engine(
         submitter = Submitter(pool=pool, queue=app, settings=settings, metrics=metrics)
         submitter.start()
         stack.push_async_callback(submitter.close)
+        audit = AuditWriter(pool)
+        audit.start()
+        stack.push_async_callback(audit.close)
+        limiter = make_limiter(settings, pool, redis_prefix) if settings.rate_limits else None
+        if limiter is not None:
+            stack.push_async_callback(limiter.close)
         state = EngineState(
-            settings=settings, pool=pool, queue=app, metrics=metrics, submitter=submitter
+            settings=settings,
+            pool=pool,
+            queue=app,
+            metrics=metrics,
+            submitter=submitter,
+            audit=audit,
+            limiter=limiter,
         )
         for hook in hooks:
             await stack.enter_async_context(hook(state))
@@ -119,22 +158,33 @@ def _cors(settings: Settings) -> list[Middleware]:
     ]
 
 
-def create_app(settings: Settings, *, hooks: Sequence[LifespanHook] = ()) -> Starlette:
-    """The ASGI app for ``settings``; ``hooks`` run after :data:`LIFESPAN_HOOKS`."""
+def create_app(
+    settings: Settings,
+    *,
+    hooks: Sequence[LifespanHook] = (),
+    redis_prefix: str | None = None,
+) -> Starlette:
+    """The ASGI app for ``settings``; ``hooks`` run after :data:`LIFESPAN_HOOKS`.
+
+    ``redis_prefix`` overrides the rate-limit cache's key prefix (by default it names the
+    database and schema).
+    """
     settings.require_database_url()
+    trusted = proxies.networks(settings.trusted_proxies)
     metrics = ApiMetrics()
     all_hooks = (*LIFESPAN_HOOKS, *hooks)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _engine(settings, metrics, all_hooks) as state:
+        async with _engine(settings, metrics, all_hooks, redis_prefix) as state:
             app.state.engine = state
             yield
 
     app = Starlette(
         routes=routes.routes(),
         middleware=[
-            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(RequestContextMiddleware, metrics=metrics, trusted=trusted),
+            Middleware(SecurityHeadersMiddleware, production=settings.is_production),
             *_cors(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],

@@ -104,5 +104,6 @@ HANDLERS: dict[Any, Any] = {
     BIError: bi_error,
     HTTPException: http_error,
     psycopg.OperationalError: database_error,
+    psycopg.InterfaceError: database_error,
     psycopg_pool.PoolTimeout: database_error,
 }

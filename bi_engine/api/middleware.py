@@ -1,23 +1,28 @@
-"""Plain ASGI middleware: request ids + metrics + last-resort errors, and the body limit."""
+"""Plain ASGI middleware: request ids, access log, metrics, last-resort errors; body limit."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections.abc import Sequence
 from typing import Final
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bi_engine.api import errors
+from bi_engine.api import errors, proxies
 from bi_engine.metrics import ApiMetrics
 
 REQUEST_ID_HEADER: Final = "x-request-id"
 _VALID_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+QUIET_ROUTES: Final = frozenset({"/health", "/metrics"})
+"""Polled by probes and Prometheus: their access lines are debug level."""
 
 log = structlog.stdlib.get_logger("bi_engine.api")
+access_log = structlog.stdlib.get_logger("bi_engine.access")
 
 
 def _request_id(scope: Scope) -> str:
@@ -35,16 +40,26 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Give each request an id (``X-Request-ID``), count it, and never leak a traceback."""
+    """Give each request an id (``X-Request-ID``), log and count it, never leak a traceback.
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    The id comes from the request's ``X-Request-ID`` when it is short and made of safe
+    characters, else a new one; it is bound (with ``job_id``, bound by the endpoint frame)
+    to every log line of the request and returned in the response. One access line per
+    request: method, route template (never the raw path or query), status, duration, client.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: ApiMetrics, trusted: Sequence[proxies.Network] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.trusted = tuple(trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started_at = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
@@ -61,13 +76,29 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("http.unhandled_error", path=scope.get("path"))
+            log.exception("http.unhandled_error", route=route_template(scope))
             if not started:
                 await errors.internal_error()(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.unbind_contextvars("request_id")
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.http_requests.labels(method, route_template(scope), str(status)).inc()
+            route = route_template(scope)
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self._access(scope, method, route, status, started_at)
+            structlog.contextvars.unbind_contextvars("request_id", "job_id")
+
+    def _access(self, scope: Scope, method: str, route: str, status: int, t0: float) -> None:
+        emit = access_log.debug if route in QUIET_ROUTES else access_log.info
+        client = scope.get("client")
+        peer = client[0] if client else None
+        forwarded = Headers(scope=scope).getlist("x-forwarded-for") if self.trusted else []
+        emit(
+            "http.request",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+            ip=proxies.client_ip(peer, forwarded, self.trusted),
+        )
 
 
 class BodyLimitMiddleware:

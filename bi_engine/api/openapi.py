@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bi_engine import __version__, constants
-from bi_engine.domain import jobs, submission
+from bi_engine.domain import jobs, submission, templates
 
 REF: Final = "#/components/schemas/{model}"
 P: Final = constants.API_PREFIX
@@ -65,13 +65,54 @@ class TypesDocument(BaseModel):
 
 
 class HealthDocument(BaseModel):
+    """``checks``: database (status, latency_ms), queue (queued per priority, running,
+    oldest_queued_s), workers (alive), llm (chain, per provider: circuit state as the live
+    workers report it, recent call outcomes)."""
+
     status: Literal["healthy", "unhealthy"]
     version: str
     checks: dict[str, dict[str, Any]]
 
 
+class AgentUtilization(BaseModel):
+    agent: str = Field(description="The AI Assistant's role")
+    display: str
+    tasks: int
+    completed: int
+    failed: int
+    running: int
+    analyses: int
+    busy_seconds: float = Field(description="Seconds of finished Processing Tasks")
+    share: float = Field(description="Part of all assistants' busy seconds, 0..1")
+
+
+class StatsDocument(BaseModel):
+    """Counts are analyses, times seconds, rates fractions 0..1; ``completed_today`` since
+    00:00 UTC, the rest over the last ``window_days`` days."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success: Literal[True] = True
+    scope: Literal["own", "all"] = Field(description="all: an admin's view of every user")
+    window_days: int
+    generated_at: str
+    active_analyses: int = Field(description="Queued or running now")
+    queued: int
+    running: int
+    completed_today: int
+    average_completion_time: float | None = Field(description="Seconds, submission to end")
+    average_run_time: float | None = Field(description="Seconds, start to end")
+    success_rate: float | None = Field(description="completed / (completed + failed)")
+    completed: int
+    failed: int
+    cancelled: int
+    agent_utilization: list[AgentUtilization]
+    units: dict[str, str]
+
+
 _REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     submission.AnalysisRequest,
+    templates.TemplateFields,
     *dict.fromkeys(submission.DATA_MODELS.values()),
 )
 _RESPONSE_MODELS: Final[tuple[type[BaseModel], ...]] = (
@@ -82,6 +123,9 @@ _RESPONSE_MODELS: Final[tuple[type[BaseModel], ...]] = (
     ErrorEnvelope,
     TypesDocument,
     HealthDocument,
+    StatsDocument,
+    templates.TemplateDocument,
+    templates.TemplateList,
 )
 
 
@@ -165,6 +209,34 @@ def _op(
     return operation
 
 
+_RATE_HEADERS: Final = {
+    name: {"description": text, "schema": {"type": "string"}}
+    for name, text in (
+        ("RateLimit-Limit", "Requests allowed per 60-second window"),
+        ("RateLimit-Remaining", "Requests left in the window"),
+        ("RateLimit-Reset", "Seconds until a request is allowed again (0: now)"),
+        ("RateLimit-Policy", "limit;w=60"),
+    )
+}
+
+
+def _limited(operation: dict[str, Any], per_minute: int) -> dict[str, Any]:
+    """A rate-limited operation: 429 with Retry-After, RateLimit-* on every answer."""
+    refused = _error(f"More than {per_minute} requests in 60 s by this user")
+    retry = {"description": "Seconds to wait", "schema": {"type": "integer"}}
+    refused["headers"] = {"Retry-After": retry, **_RATE_HEADERS}
+    responses = operation["responses"]
+    for status, response in list(responses.items()):
+        if status.startswith("2"):  # a copy: response objects are shared between paths
+            headers = {**response.get("headers", {}), **_RATE_HEADERS}
+            responses[status] = {**response, "headers": headers}
+    responses["429"] = refused
+    operation["description"] = (
+        f"Rate limit: {per_minute} requests per minute per user (refused ones do not count)."
+    )
+    return operation
+
+
 def _located(response: dict[str, Any]) -> dict[str, Any]:
     """Every 202 carries ``Location: <status_url>``."""
     location = {"description": "The status URL", "schema": {"type": "string"}}
@@ -198,7 +270,7 @@ def _submit_operation(summary: str) -> dict[str, Any]:
             " job (header Idempotent-Replayed: true) instead of creating a new one",
         },
     ]
-    return _op(
+    operation = _op(
         summary,
         "analyses",
         {
@@ -214,13 +286,14 @@ def _submit_operation(summary: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ref(submission.AnalysisRequest)}},
         },
     )
+    return _limited(operation, 10)
 
 
 def _job_read(summary: str, ok: dict[str, Any], *extra: tuple[str, str]) -> dict[str, Any]:
     responses = {"200": ok, "404": _error("No such job (or not yours)")}
     for status, description in extra:
         responses[status] = _error(description)
-    return {"get": _op(summary, "jobs", responses, params=[_JOB_ID])}
+    return {"get": _limited(_op(summary, "jobs", responses, params=[_JOB_ID]), 60)}
 
 
 def _list_params() -> list[dict[str, Any]]:
@@ -275,14 +348,17 @@ def paths() -> dict[str, Any]:
         f"{P}/analyze": {"post": _submit_operation("Submit an analysis")},
         "/api/analyze": {"post": _submit_operation("Submit an analysis (n8n alias)")},
         f"{P}/jobs": {
-            "get": _op(
-                "The caller's jobs (admin: all), newest first",
-                "jobs",
-                {
-                    "200": _json(jobs.JobList, "One page"),
-                    "422": _error("Unknown filter value, bad limit or cursor"),
-                },
-                params=_list_params(),
+            "get": _limited(
+                _op(
+                    "The caller's jobs (admin: all), newest first",
+                    "jobs",
+                    {
+                        "200": _json(jobs.JobList, "One page"),
+                        "422": _error("Unknown filter value, bad limit or cursor"),
+                    },
+                    params=_list_params(),
+                ),
+                60,
             )
         },
         f"{P}/jobs/{{job_id}}": _job_read("The status document", status),
@@ -309,7 +385,76 @@ def paths() -> dict[str, Any]:
                 "Analysis types and AI Teams", "catalogue", {"200": _json(TypesDocument, "")}
             )
         },
+        f"{P}/stats": {
+            "get": _op(
+                "Activity of the caller's analyses (admin: everyone's)",
+                "operations",
+                {"200": _json(StatsDocument, "Counts, averages, AI Assistants' utilisation")},
+            )
+        },
+        **_template_paths(),
         **_operations_paths(),
+    }
+
+
+_TEMPLATE_ID: Final = {
+    "name": "template_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+    "description": "Someone else's template answers 404 (admins see every template)",
+}
+
+
+def _template_paths() -> dict[str, Any]:
+    one = _json(templates.TemplateDocument, "The template")
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref(templates.TemplateFields)}},
+    }
+    invalid = _error("Invalid fields, with the location of each problem")
+    taken = _error("You already have a template with this name")
+    missing = _error("No such template (or not yours)")
+    created = {
+        **_json(templates.TemplateDocument, "Created"),
+        "headers": {"Location": {"description": "The template's URL", "schema": {}}},
+    }
+    write = {"400": _error("Empty body or malformed JSON"), "422": invalid, "409": taken}
+    return {
+        f"{P}/templates": {
+            "get": _op(
+                "The caller's saved templates (admin: all)",
+                "templates",
+                {"200": _json(templates.TemplateList, "By name")},
+            ),
+            "post": _limited(
+                _op("Save a template", "templates", {"201": created, **write}, body=body), 5
+            ),
+        },
+        f"{P}/templates/{{template_id}}": {
+            "get": _op(
+                "One template", "templates", {"200": one, "404": missing}, params=[_TEMPLATE_ID]
+            ),
+            "put": _limited(
+                _op(
+                    "Replace a template's fields",
+                    "templates",
+                    {"200": one, "404": missing, **write},
+                    params=[_TEMPLATE_ID],
+                    body=body,
+                ),
+                5,
+            ),
+            "delete": _limited(
+                _op(
+                    "Delete a template",
+                    "templates",
+                    {"204": {"description": "Deleted"}, "404": missing},
+                    params=[_TEMPLATE_ID],
+                ),
+                5,
+            ),
+        },
     }
 
 

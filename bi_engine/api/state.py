@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import psycopg_pool
@@ -14,6 +14,10 @@ from starlette.requests import HTTPConnection
 from bi_engine.api.submitter import Submitter
 from bi_engine.metrics import ApiMetrics
 from bi_engine.settings import Settings
+
+if TYPE_CHECKING:  # both modules read the state of a request: imported for types only
+    from bi_engine.api.audit import AuditWriter
+    from bi_engine.api.limiter import Limiter
 
 
 @dataclass
@@ -30,6 +34,10 @@ class EngineState:
     metrics: ApiMetrics
     submitter: Submitter | None = None
     """Group commit for submissions (None: each submission commits alone)."""
+    audit: AuditWriter | None = None
+    """Batched audit rows of reads, stream opens and refusals (None: not audited)."""
+    limiter: Limiter | None = None
+    """Per-user rate limits (None: not limited)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

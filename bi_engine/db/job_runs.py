@@ -75,7 +75,8 @@ SELECT id, user_id, type, status, attempts, callback_url FROM changed"""
 
 _LOAD: Final = """
 SELECT a.id, a.user_id, a.type, a.status, a.priority, a.sensitivity, a.options, a.agent_team,
-       a.attempts, a.abort_requested_at, a.callback_url, a.created_at, i.data
+       a.attempts, a.abort_requested_at, a.callback_url, a.created_at, a.queued_at,
+       a.started_at, i.data
   FROM analyses a LEFT JOIN analysis_inputs i ON i.job_id = a.id
  WHERE a.id = %s"""
 

@@ -1,8 +1,9 @@
 """Sliding-window rate limits kept in Postgres, exact across every API replica.
 
-One transaction per decision: an advisory lock on (user, bucket) serialises concurrent
-requests of the same user, the hits of the last window are counted, and a hit is recorded
-only when the request is allowed (refused requests do not count).
+One transaction per decision, sent as one pipeline (a single round trip): an advisory lock
+on (user, bucket) serialises concurrent requests of the same user, then one statement counts
+the hits of the last window, records a hit only when the request is allowed (refused
+requests do not count) and forgets the user's hits that left the window.
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ WITH window_hits AS (
       FROM rate_limit_hits
      WHERE user_id = %(user)s AND bucket = %(bucket)s
        AND at > clock_timestamp() - make_interval(secs => %(window)s)
+), recorded AS (
+    INSERT INTO rate_limit_hits (user_id, bucket)
+    SELECT %(user)s, %(bucket)s FROM window_hits WHERE used < %(limit)s
+    RETURNING 1
+), forgotten AS (
+    DELETE FROM rate_limit_hits
+     WHERE user_id = %(user)s AND bucket = %(bucket)s
+       AND at < clock_timestamp() - make_interval(secs => %(window)s)
+       AND EXISTS (SELECT 1 FROM recorded)
 )
 SELECT used, EXTRACT(EPOCH FROM (oldest + make_interval(secs => %(window)s)
                                  - clock_timestamp()))::float8 AS reset_s
   FROM window_hits
 """
-_RECORD = "INSERT INTO rate_limit_hits (user_id, bucket) VALUES (%(user)s, %(bucket)s)"
-_FORGET_OLD = (
-    "DELETE FROM rate_limit_hits WHERE user_id = %(user)s AND bucket = %(bucket)s"
-    " AND at < clock_timestamp() - make_interval(secs => %(window)s)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +51,15 @@ async def decide(
     conn: psycopg.AsyncConnection[Any], user_id: str, bucket: str, limit: int, window_s: float
 ) -> Decision:
     """Allow and record one hit, or refuse without recording; commits its own transaction."""
-    params = {"user": user_id, "bucket": bucket, "window": window_s}
-    async with conn.transaction():
-        await conn.execute(_LOCK, params)
-        cursor = await conn.execute(_DECIDE, params)
+    params = {"user": user_id, "bucket": bucket, "window": window_s, "limit": limit}
+    async with conn.pipeline():
+        async with conn.transaction():
+            await conn.execute(_LOCK, params)
+            cursor = await conn.execute(_DECIDE, params)
         row = await cursor.fetchone()
-        used, reset_s = _unpack(row)
-        if used >= limit:
-            return Decision(False, limit, 0, max(reset_s or 0.0, 0.0))
-        await conn.execute(_FORGET_OLD, params)
-        await conn.execute(_RECORD, params)
+    used, reset_s = _unpack(row)
+    if used >= limit:
+        return Decision(False, limit, 0, max(reset_s or 0.0, 0.0))
     remaining = limit - used - 1
     return Decision(True, limit, remaining, 0.0 if remaining > 0 else max(reset_s or window_s, 0))
 

@@ -13,8 +13,10 @@ from bi_engine import constants, submit
 from bi_engine.api import context, errors, waiting
 from bi_engine.api.responses import JSONResponse
 from bi_engine.api.state import EngineState, engine
+from bi_engine.auth.principal import Principal
 from bi_engine.db import analyses
-from bi_engine.domain import jobs, submission
+from bi_engine.db import templates as template_rows
+from bi_engine.domain import jobs, submission, templates
 
 _KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -53,6 +55,8 @@ async def analyze(request: Request) -> Response:
     key = idempotency_key(request.headers.get("idempotency-key"))
     body = await request.body()
     parsed = submission.parse(decode_json(body), raw=body)
+    context.note_analysis_type(request, parsed.analysis)
+    await _check_template(state, who, parsed)
     submitted = await _submit(state, context.caller(request, who), parsed, key)
     if submitted.created:
         state.metrics.jobs_submitted.labels(parsed.analysis, parsed.priority).inc()
@@ -66,6 +70,18 @@ async def analyze(request: Request) -> Response:
     if wait_s is None:
         return JSONResponse(submitted.document(), status_code=202, headers=headers)
     return await _after_wait(state, submitted, wait_s, headers)
+
+
+async def _check_template(
+    state: EngineState, who: Principal, parsed: submission.AnalysisRequest
+) -> None:
+    """A custom analysis may name only a template its submitter may use (else 422)."""
+    template_id = templates.template_id_of(parsed.analysis, parsed.data)
+    if template_id is None:
+        return
+    async with state.pool.connection() as conn:
+        if not await template_rows.exists(conn, template_id, context.owner_filter(who)):
+            raise templates.unknown_template()
 
 
 async def _submit(

@@ -106,6 +106,7 @@ async def _with_result(request: Request) -> dict[str, Any]:
         row = await analyses.get_result(conn, job_id, user_id=context.owner_filter(who))
     if row is None:
         raise jobs.JobNotFound
+    context.note_analysis_type(request, row["type"])
     return row
 
 
@@ -128,6 +129,7 @@ async def get_job(request: Request) -> Response:
         row = await analyses.get(conn, job_id, user_id=context.owner_filter(who))
         if row is None:
             raise jobs.JobNotFound
+        context.note_analysis_type(request, row["type"])
         return JSONResponse(await _status_document(conn, state, row))
 
 
