@@ -13,6 +13,9 @@ from bi_engine.live.keepalive import Keepalive
 from bi_engine.live.listener import Listener, Reader
 
 GAUGE_NAME = "bi_sse_connections"
+START_WAIT_S = 2.0
+"""How long startup waits for the first LISTEN; after that it keeps trying in the background
+(streams opened meanwhile replay from the log and catch up once it connects)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,7 @@ async def running(
     if registry is not None:
         gauge = Gauge(GAUGE_NAME, "Open live event streams (SSE and WebSocket)", registry=registry)
         gauge.set_function(lambda: hub.subscriber_count)
-    await listener.start()
+    await listener.start(wait_s=START_WAIT_S)
     keepalive.start()
     try:
         yield Live(hub=hub, listener=listener, reader=reader, keepalive=keepalive)

@@ -102,3 +102,20 @@ async def test_the_listener_waits_for_a_database_that_is_not_there_yet(hub: Hub)
         assert not listener.connected
     finally:
         await listener.stop()
+
+
+async def test_streams_opened_before_the_first_connection_catch_up_on_it(
+    database_url: str, hub: Hub, writer: Writer
+) -> None:
+    from bi_engine.live.listener import dedicated_reader
+
+    job = await writer.new_job()
+    sub = hub.open_job(job, user_id="u1", owner="u1")  # the listener is not running yet
+    await writer.progress(job, 1, 2)
+    listener = Listener(database_url, TEST_SCHEMA, hub, dedicated_reader(database_url, TEST_SCHEMA))
+    await listener.start()
+    try:
+        assert await _receive(sub, 2) == [1, 2]
+        assert listener.caught_up == 2
+    finally:
+        await listener.stop()
