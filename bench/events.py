@@ -4,8 +4,12 @@
 
 One ``bi-engine serve`` process; SSE clients in a separate process built on raw asyncio
 protocols (so the client side costs little); a writer in this process appends progress
-events one transaction each and notes when each commit returned. Printed beside it, from
-the same commits: the raw LISTEN/NOTIFY latency seen by a bare psycopg async listener.
+events one transaction each and notes when each commit was acknowledged (latencies run
+from there; the clock is CLOCK_MONOTONIC, shared by all processes, so a value slightly
+below zero means the event arrived before the writer saw its acknowledgement). Printed
+beside it, from the same commits: the raw LISTEN/NOTIFY latency seen by a bare psycopg
+async listener in its own process. "server CPU" is the API process's user+system time
+during the writes divided by events x clients.
 Then the clients ramp up to ``--max-clients`` streams to find what one process holds and
 its RSS per connection.
 """
@@ -23,7 +27,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -312,37 +315,52 @@ class ClientProcess:
 # ----------------------------------------------------------------------------- raw NOTIFY
 
 
+async def notify_main(database_url: str, job: str) -> None:
+    """Probe process: a bare psycopg async LISTEN connection, stamping each event's arrival."""
+    seen: dict[int, float] = {}
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    async with conn:
+        await conn.execute(f"LISTEN {SCHEMA}_events")
+        print(json.dumps({"listening": True}), flush=True)
+        stop = asyncio.ensure_future(reader.readline())
+        while not stop.done():
+            async for notify in conn.notifies(timeout=0.2):
+                now = time.monotonic()
+                for event in orjson.loads(notify.payload).get("events", ()):
+                    if event["job_id"] == job:
+                        seen[int(event["seq"])] = now
+    print(json.dumps({"received": [{str(k): v for k, v in seen.items()}]}), flush=True)
+
+
 class NotifyProbe:
-    """A bare psycopg async LISTEN connection in its own thread: the baseline."""
+    """The raw LISTEN/NOTIFY baseline, in its own process like the SSE clients."""
 
     def __init__(self, database_url: str, job: str) -> None:
-        self.database_url = database_url
-        self.job = job
+        command = [sys.executable, __file__, "--role", "notify", "--job", job]
+        self.process = subprocess.Popen(
+            [*command, "--database-url", database_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
         self.seen: dict[int, float] = {}
-        self.listening = threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self) -> None:
-        conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
-        async with conn:
-            await conn.execute(f"LISTEN {SCHEMA}_events")
-            self.listening.set()
-            while not self.stop.is_set():
-                async for notify in conn.notifies(timeout=0.5):
-                    now = time.monotonic()
-                    for event in orjson.loads(notify.payload).get("events", ()):
-                        if event["job_id"] == self.job:
-                            self.seen[int(event["seq"])] = now
 
     def __enter__(self) -> NotifyProbe:
-        self.thread.start()
-        self.listening.wait(10)
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # listening
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(b"stop\n")
+        self.process.stdin.flush()
+        received = json.loads(self.process.stdout.readline())["received"][0]
+        self.seen = {int(k): v for k, v in received.items()}
+        self.process.wait(10)
 
 
 # ----------------------------------------------------------------------------- rounds
@@ -354,9 +372,10 @@ def write_events(
     committed: dict[int, float] = {}
     for i in range(count):
         event = [{"kind": "progress", "data": {"progress": i % 100, "step": "bench", "i": i}}]
-        sent = time.monotonic()  # the commit happens after this: latencies are upper bounds
         row = conn.execute("SELECT bi.append_events(%s, %s)", (job, Jsonb(event))).fetchone()
-        committed[int(row[0])] = sent  # type: ignore[index]
+        acknowledged = time.monotonic()  # the commit happened just before its acknowledgement
+        assert row is not None
+        committed[int(row[0])] = acknowledged
         time.sleep(gap_s)
     return committed
 
@@ -462,7 +481,8 @@ def print_capacity(results: list[tuple[int, int, bool]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--role", default="bench", choices=["bench", "client"])
+    parser.add_argument("--role", default="bench", choices=["bench", "client", "notify"])
+    parser.add_argument("--database-url")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--clients", default="100,1000")
     parser.add_argument("--events", type=int, default=200)
@@ -475,6 +495,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.role == "client":
         run_client(args)
+        return
+    if args.role == "notify":
+        asyncio.run(notify_main(args.database_url, args.job))
         return
     run_bench(args)
 
