@@ -1,0 +1,1 @@
+"""Helpers shared by the reliability, security and fuzz suites: real processes, SSE, jobs."""
