@@ -32,6 +32,7 @@ from bi_engine.logging import get_logger
 from bi_engine.settings import Settings
 from bi_engine.webhooks import enqueue
 from workers import maintenance, pipeline, progress, retry, runners, tasks
+from workers import metrics as worker_metrics
 
 TASK_RECOVER_STALLED: Final = "bi.maintenance.recover_stalled"
 TASK_PROMOTE_STARVED: Final = "bi.maintenance.promote_starved"
@@ -185,11 +186,18 @@ async def run_worker(
     """
     prepare_environment()
     quiet_procrastinate()
+    metrics = worker_metrics.WorkerMetrics()
     async with make_pool(settings, pool_size(options)) as pool:
         app = build_app(settings)
         async with app.open_async(pool=pool):
             engine = make_engine(
-                app, settings, pool, options, registry=registry, on_terminal=on_terminal
+                app,
+                settings,
+                pool,
+                options,
+                registry=registry,
+                on_terminal=on_terminal,
+                observer=metrics,
             )
             lanes = make_lanes(app, settings, options, engine)
             log.info(
@@ -199,8 +207,11 @@ async def run_worker(
                 queues=list(options.queues),
                 types=list(engine.deps.registry),
             )
-            with _stop_on_signals(lambda: _stop(lanes)):
-                await _run_lanes(lanes)
+            async with worker_metrics.running(
+                metrics, settings, pool, engine.deps.registry, name=options.name
+            ):
+                with _stop_on_signals(lambda: _stop(lanes)):
+                    await _run_lanes(lanes)
     log.info("worker_stopped", name=options.name)
 
 
@@ -212,6 +223,7 @@ def make_engine(
     *,
     registry: runners.RunnerRegistry | None = None,
     on_terminal: progress.OnTerminal | None = None,
+    observer: pipeline.Observer | None = None,
 ) -> tasks.Engine:
     """What the tasks share in this process (handed to them by procrastinate)."""
     deps = pipeline.Deps(
@@ -221,6 +233,7 @@ def make_engine(
         on_terminal=on_terminal or callback_hook(app),
         progress_interval_s=options.progress_interval_s,
         watch_interval_s=options.watch_interval_s,
+        observer=observer,
     )
     return tasks.Engine(app=app, deps=deps, fair_share=options.fair_share)
 

@@ -19,14 +19,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
 
 import psycopg_pool
 
 from bi_engine import constants
+from bi_engine import logging as bi_logging
 from bi_engine.db import job_runs
+from bi_engine.db import templates as template_rows
+from bi_engine.domain import templates
 from bi_engine.logging import get_logger
 from bi_engine.settings import Settings
 from workers import progress, retry
@@ -59,6 +63,18 @@ class QueueContext:
     """Asked when the job is cancelled: True if the worker is shutting down."""
 
 
+class Observer(Protocol):
+    """Told how attempts go (the worker's metrics, ``workers.metrics.WorkerMetrics``)."""
+
+    def attempt_started(self, job_type: str, wait_s: float | None) -> None: ...
+
+    def attempt_ended(self, job_type: str, kind: str, code: str | None, run_s: float) -> None: ...
+
+    def llm_calls_hook(self) -> Callable[[Sequence[Any]], None]: ...
+
+    def callback_attempted(self, outcome: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Deps:
     """Everything an attempt needs, built once per worker process."""
@@ -71,6 +87,7 @@ class Deps:
     watch_interval_s: float = 0.5
     max_attempts: int = retry.MAX_ATTEMPTS
     extras: dict[str, Any] = field(default_factory=dict)
+    observer: Observer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +102,16 @@ class Outcome:
 
 async def run_analysis(deps: Deps, job_id: uuid.UUID, queue: QueueContext | None = None) -> Outcome:
     """Run the next attempt of ``job_id``. Re-raises CancelledError after handing back."""
-    async with deps.pool.connection() as conn:
-        row = await job_runs.load(conn, job_id)
-    if row is None or row["status"] in constants.TERMINAL_STATUSES:
-        log.info("job_skipped", job_id=str(job_id), status=row and row["status"])
-        return Outcome("skipped")
-    return await _Attempt(deps, row, queue or QueueContext()).run()
+    bi_logging.bind(job_id=str(job_id))  # every line of this job (its own task) carries it
+    try:
+        async with deps.pool.connection() as conn:
+            row = await job_runs.load(conn, job_id)
+        if row is None or row["status"] in constants.TERMINAL_STATUSES:
+            log.info("job_skipped", job_id=str(job_id), status=row and row["status"])
+            return Outcome("skipped")
+        return await _Attempt(deps, row, queue or QueueContext()).run()
+    finally:
+        bi_logging.unbind("job_id")
 
 
 class _Attempt:
@@ -103,6 +124,7 @@ class _Attempt:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + deps.settings.job_timeout_s
         self.reason: str | None = None
+        self.template: dict[str, Any] | None = None
         self.reporter = progress.ProgressReporter(
             deps.pool,
             self.job_id,
@@ -112,6 +134,8 @@ class _Attempt:
         )
 
     async def run(self) -> Outcome:
+        if self.deps.observer is not None:
+            self.deps.observer.attempt_started(self.row["type"], self._wait_s())
         self.reporter.begin()
         try:
             return await self._run()
@@ -121,14 +145,42 @@ class _Attempt:
         finally:
             await self.reporter.close()
 
+    def _wait_s(self) -> float | None:
+        """Seconds since queueing, for the first start after (re)queueing only."""
+        queued_at = self.row.get("queued_at")
+        if self.row.get("started_at") is not None or not isinstance(queued_at, datetime):
+            return None
+        return (datetime.now(UTC) - queued_at).total_seconds()
+
     async def _run(self) -> Outcome:
         if self.row["abort_requested_at"] is not None:
             return await self._end(progress.cancelled(), "cancelled")
         try:
+            self.template = await self._template()
             runner = await self.deps.registry.resolve(self.row["type"])
         except Exception as exc:  # unsupported type, or an extension that failed to load
             return await self._failed(self._classified(exc))
         return await self._supervise(runner)
+
+    async def _template(self) -> dict[str, Any] | None:
+        """The saved template a custom analysis names (checked at submit; gone: invalid)."""
+        named = (self.row["data"] or {}).get("template_id")
+        if self.row["type"] != "custom_analysis" or named is None:
+            return None
+        try:
+            template_id = uuid.UUID(str(named))
+        except ValueError:
+            template_id = None
+        row = None
+        if template_id is not None:
+            async with self.deps.pool.connection() as conn:
+                row = await template_rows.for_run(conn, template_id)
+        if row is None:
+            raise retry.InvalidJobData(
+                "The saved template this analysis names no longer exists.",
+                details={"template_id": str(named)[:200]},
+            )
+        return templates.for_job(row)
 
     async def _supervise(self, runner: AnalysisRunner) -> Outcome:
         runner_task = asyncio.ensure_future(runner(self._context(), self.reporter))
@@ -165,6 +217,11 @@ class _Attempt:
         options = dict(self.row["options"] or {})
         if self.row["agent_team"]:
             options.setdefault("agent_team", self.row["agent_team"])
+        if self.template is not None:
+            options["template"] = self.template
+        extras = {"pool": self.deps.pool, **self.deps.extras}
+        if self.deps.observer is not None:
+            extras["llm_calls"] = self.deps.observer.llm_calls_hook()
         return JobContext(
             job_id=self.job_id,
             type=self.row["type"],
@@ -174,7 +231,7 @@ class _Attempt:
             attempt=self.attempt,
             settings=self.deps.settings,
             should_abort=self._should_abort,
-            extras={"pool": self.deps.pool, **self.deps.extras},
+            extras=extras,
         )
 
     async def _should_abort(self) -> bool:
@@ -262,6 +319,9 @@ class _Attempt:
     ) -> Outcome:
         if await self.reporter.finish(change) is None:
             return self._superseded()
+        if self.deps.observer is not None:
+            run_s = time.monotonic() - self.t0
+            self.deps.observer.attempt_ended(self.row["type"], kind, code, run_s)
         log.info(
             f"job_{kind}",
             job_id=str(self.job_id),

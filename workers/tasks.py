@@ -61,7 +61,11 @@ async def deliver_callback(
     """``bi.deliver_callback``: one signed delivery attempt (it defers the next on failure)."""
     engine = engine_of(context)
     async with engine.deps.pool.connection() as conn:
-        await callbacks.deliver(engine.deps.settings, engine.app, conn, job_id, event, attempt)
+        outcome = await callbacks.deliver(
+            engine.deps.settings, engine.app, conn, job_id, event, attempt
+        )
+    if engine.deps.observer is not None:
+        engine.deps.observer.callback_attempted(outcome.status)
 
 
 async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> None:

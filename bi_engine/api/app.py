@@ -39,6 +39,8 @@ from bi_engine.settings import Settings
 POOL_MIN: Final = 2
 POOL_MAX: Final = 20
 STARTUP_WAIT_S: Final = 10.0
+POOL_TIMEOUT_S: Final = 10.0
+"""The longest a request waits for a connection; then 503 (database unreachable or saturated)."""
 RECONNECT_TIMEOUT_S: Final = 10.0
 """A lost connection is retried with backoff for this long, then afresh on the next request:
 the API serves again within seconds of the database coming back, whatever the outage."""
@@ -63,6 +65,7 @@ def make_pool(settings: Settings) -> psycopg_pool.AsyncConnectionPool[Any]:
         max_size=POOL_MAX,
         open=False,
         name="bi-engine-api",
+        timeout=POOL_TIMEOUT_S,
         reconnect_timeout=RECONNECT_TIMEOUT_S,
     )
 

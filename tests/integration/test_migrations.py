@@ -23,6 +23,7 @@ ENGINE_TABLES = {
     "rate_limit_hits",
     "llm_calls",
     "agent_tasks",
+    "llm_circuits",
 }
 PROCRASTINATE_TABLES = {
     "procrastinate_jobs",
@@ -69,7 +70,7 @@ def test_cli_migrate_twice_is_idempotent(empty_database_url: str) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert "0002_engine_tables (head)" in done.stdout
+        assert "0003_llm_circuits (head)" in done.stdout
 
 
 def test_custom_schema_holds_everything(empty_database_url: str) -> None:
