@@ -31,6 +31,7 @@ ENGINE_ENV = {
     "LOG_LEVEL": "WARNING",
     "LOG_FORMAT": "json",
     "ENVIRONMENT": "development",
+    "BI_RATE_LIMITS": "false",  # a test user submits more than 10 analyses a minute
 }
 
 
