@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def engine_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
     """A fresh migrated database for the engine the front-end suites share."""
     name = pg.unique_name("bi_front")
@@ -42,7 +42,7 @@ def engine_database(pg_admin_url: str, template_database: str) -> Iterator[str]:
         pg.drop_database(pg_admin_url, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``/site/`` = tests/browser/site, ``/client/`` = clients/js, served as they are."""
     root = tmp_path_factory.mktemp("site")
@@ -51,21 +51,21 @@ def site_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def other_origin(site_root: Path) -> Iterator[str]:
     """A front end on another origin, listed in the engine's BI_CORS_ORIGINS."""
     with static_site(site_root, free_port()) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def foreign_origin(site_root: Path) -> Iterator[str]:
     """The same pages on an origin the engine does NOT allow."""
     with static_site(site_root, free_port()) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def engine(
     engine_database: str, other_origin: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:
@@ -78,7 +78,7 @@ def engine(
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium package")
