@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ TASK_PROMOTE_STARVED: Final = "bi.maintenance.promote_starved"
 TASK_PRUNE: Final = "bi.maintenance.prune"
 JOB_QUEUES: Final = (constants.QUEUE_ANALYSES, constants.QUEUE_CALLBACKS)
 DEFAULT_SHUTDOWN_GRACE_S: Final = 8.0
+LANE_RESTART_MIN_S: Final = 0.5
+LANE_RESTART_MAX_S: Final = 5.0
+"""Backoff between attempts to start the lanes again after they ended on their own."""
 FETCH_POLL_S: Final = 1.0
 """Upper bound on how late a retry whose backoff has passed is picked up."""
 
@@ -210,8 +214,7 @@ async def run_worker(
             async with worker_metrics.running(
                 metrics, settings, pool, engine.deps.registry, name=options.name
             ):
-                with _stop_on_signals(lambda: _stop(lanes)):
-                    await _run_lanes(lanes)
+                await _run_until_stopped(lanes, lambda: make_lanes(app, settings, options, engine))
     log.info("worker_stopped", name=options.name)
 
 
@@ -291,6 +294,45 @@ async def _run_lanes(lanes: Sequence[procrastinate_worker.Worker]) -> None:
     for task in running:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def _run_until_stopped(
+    lanes: list[procrastinate_worker.Worker],
+    new_lanes: Callable[[], list[procrastinate_worker.Worker]],
+) -> None:
+    """Run the lanes until SIGTERM/SIGINT, starting fresh ones whenever they end on their own.
+
+    procrastinate stops a worker whose LISTEN connection fails, and cannot start one while
+    the database is down: without this loop a database restart would end the process. Its
+    jobs were handed back (or are recovered as stalled); new lanes take them again.
+    """
+    stopping = asyncio.Event()
+    delay = LANE_RESTART_MIN_S
+
+    def stop() -> None:
+        stopping.set()
+        _stop(lanes)
+
+    with _stop_on_signals(stop):
+        while True:
+            started = time.monotonic()
+            try:
+                await _run_lanes(lanes)
+            except Exception as exc:
+                if stopping.is_set():
+                    raise
+                log.warning("worker_lanes_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            if stopping.is_set():
+                return
+            if time.monotonic() - started > 2 * LANE_RESTART_MAX_S:
+                delay = LANE_RESTART_MIN_S  # they had been running: a fresh outage
+            log.warning("worker_lanes_restarting", in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            if stopping.is_set():
+                return
+            delay = min(LANE_RESTART_MAX_S, delay * 2)
+            lanes[:] = new_lanes()
 
 
 def _stop(lanes: Sequence[procrastinate_worker.Worker]) -> None:

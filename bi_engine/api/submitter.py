@@ -7,7 +7,8 @@ few writer tasks take whatever submissions are waiting and write them together w
 (no added delay); under load the batches grow by themselves.
 
 If a batch fails, its submissions are retried one by one, so one bad submission never fails
-the others and each request gets its own answer or error.
+the others and each request gets its own answer or error — unless no connection could be had
+at all (the database is down): then every request of the batch gets its 503 at once.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ class Submitter:
                 results = await submit.create_jobs(
                     conn, self.queue, self.settings, [(c, r) for c, r, _ in batch]
                 )
+        except psycopg_pool.PoolTimeout as exc:  # no connection: one by one would wait again
+            for _, _, future in batch:
+                _settle(future, error=exc)
+            return
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][2], error=exc)

@@ -14,6 +14,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -87,7 +88,19 @@ class PrivatePostgres:
 
     def stop(self, mode: str = "immediate") -> None:
         """``immediate``: every connection dropped at once, as when the server crashes."""
-        self._cmd("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
+        try:
+            self._cmd("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop", timeout=20)
+        except subprocess.TimeoutExpired:
+            self._kill_postmaster()
+
+    def _kill_postmaster(self) -> None:
+        """SIGQUIT to the postmaster (what ``-m immediate`` sends), then wait for it to go."""
+        pid_file = self.datadir / "postmaster.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+        deadline = time.monotonic() + 30
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
