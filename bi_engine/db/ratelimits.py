@@ -1,9 +1,10 @@
 """Sliding-window rate limits kept in Postgres, exact across every API replica.
 
-One transaction per decision, sent as one pipeline (a single round trip): an advisory lock
-on (user, bucket) serialises concurrent requests of the same user, then one statement counts
-the hits of the last window, records a hit only when the request is allowed (refused
-requests do not count) and forgets the user's hits that left the window.
+One transaction per decision, sent as one pipeline (a single round trip) and committed
+without waiting for the WAL flush: an advisory lock on (user, bucket) serialises concurrent
+requests of the same user, then one statement counts the hits of the last window, records a
+hit only when the request is allowed (refused requests do not count) and forgets the user's
+hits that left the window.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+# A hit lost in a database crash only lets a user in once more: no WAL flush to wait for.
+_NO_FLUSH = "SET LOCAL synchronous_commit TO off"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(user)s || '|' || %(bucket)s, 0))"
 # A separate statement after the lock: READ COMMITTED takes a fresh snapshot per statement,
 # so the count sees every hit committed by whoever held the lock before us.
@@ -54,6 +57,7 @@ async def decide(
     params = {"user": user_id, "bucket": bucket, "window": window_s, "limit": limit}
     async with conn.pipeline():
         async with conn.transaction():
+            await conn.execute(_NO_FLUSH)
             await conn.execute(_LOCK, params)
             cursor = await conn.execute(_DECIDE, params)
         row = await cursor.fetchone()
