@@ -55,12 +55,11 @@ async def decide(
 ) -> Decision:
     """Allow and record one hit, or refuse without recording; commits its own transaction."""
     params = {"user": user_id, "bucket": bucket, "window": window_s, "limit": limit}
-    async with conn.pipeline():
-        async with conn.transaction():
-            await conn.execute(_NO_FLUSH)
-            await conn.execute(_LOCK, params)
-            cursor = await conn.execute(_DECIDE, params)
-        row = await cursor.fetchone()
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(_NO_FLUSH)
+        await conn.execute(_LOCK, params)
+        cursor = await conn.execute(_DECIDE, params)
+    row = await cursor.fetchone()  # arrived with the pipeline's sync: one round trip in all
     used, reset_s = _unpack(row)
     if used >= limit:
         return Decision(False, limit, 0, max(reset_s or 0.0, 0.0))
