@@ -1,6 +1,7 @@
 """Signed callback delivery (CONTRACT section 11), one procrastinate job per attempt.
 
-Each attempt resolves and checks the target again (SSRF guard), never follows redirects,
+Each attempt resolves and checks the target again (SSRF guard), connects to the address it
+checked (a DNS answer that changes in between cannot redirect it), never follows redirects,
 records itself in ``webhook_deliveries``, and on failure defers the next attempt with
 exponential backoff and jitter. After the last attempt the delivery is a dead letter that
 ``bi-engine callbacks replay`` can send again.
@@ -14,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -71,13 +73,30 @@ def signing_secret(settings: Settings) -> str:
     return settings.callback_secret or settings.jwt_secret
 
 
+def pinned(url: str, address: str) -> tuple[str, str, dict[str, Any]]:
+    """``url`` aimed at the address the guard checked: (URL, Host header, extensions).
+
+    Resolving the name again to connect would let a DNS answer that changed since the check
+    (rebinding) send the request to an internal address. TLS still verifies the name (SNI).
+    """
+    parts = urlsplit(url)
+    literal = address.replace("%", "%25")
+    ip = f"[{literal}]" if ":" in address else literal
+    netloc = f"{ip}:{parts.port}" if parts.port else ip
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc)), host, extensions
+
+
 async def send(settings: Settings, url: str, body: bytes, event: str) -> AttemptResult:
     started = time.perf_counter()
     try:
-        guard.check_url(url, settings.callback_allowed_hosts)
+        addresses = guard.check_url(url, settings.callback_allowed_hosts)
     except guard.UnsafeCallbackURL as exc:
         return AttemptResult("dead_letter", error=exc.message)
+    target, host, extensions = pinned(url, addresses[0])
     headers = {
+        "Host": host,
         "Content-Type": "application/json",
         "User-Agent": "bi-engine-callbacks/1",
         "X-BI-Event": event,
@@ -85,7 +104,9 @@ async def send(settings: Settings, url: str, body: bytes, event: str) -> Attempt
     }
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-            response = await client.post(url, content=body, headers=headers)
+            response = await client.post(
+                target, content=body, headers=headers, extensions=extensions
+            )
     except httpx.HTTPError as exc:
         elapsed = (time.perf_counter() - started) * 1000
         return AttemptResult(

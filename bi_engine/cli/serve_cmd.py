@@ -9,6 +9,8 @@ from bi_engine.logging import configure_logging
 from bi_engine.settings import Settings, load_settings
 
 FACTORY = "bi_engine.cli.serve_cmd:app_from_environment"
+WS_PROTOCOL = "bi_engine.cli.ws_protocol:WebSocketProtocol"
+"""By import path: the module imports uvicorn, which only ``serve`` needs."""
 
 
 def register(subparsers: Any) -> None:
@@ -37,6 +39,7 @@ def _uvicorn_options(args: argparse.Namespace, settings: Settings) -> dict[str, 
         "port": args.port,
         "loop": "uvloop",
         "http": "httptools",
+        "ws": WS_PROTOCOL,
         "lifespan": "on",
         "access_log": args.access_log,
         "log_config": None,

@@ -39,6 +39,15 @@ def system_resolver(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+def _unmapped(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``::ffff:169.254.169.254`` is 169.254.169.254 (metadata checks included)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
@@ -75,7 +84,7 @@ def check_url(
         raise UnsafeCallbackURL(f"callback_url host {host!r} does not resolve")
     allowed = host in {h.lower() for h in allowed_hosts}
     for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
+        address = _unmapped(ipaddress.ip_address(text.split("%", 1)[0]))
         if any(address in net for net in METADATA_NETS):
             raise UnsafeCallbackURL(f"callback_url host {host!r} resolves to a metadata address")
         if not allowed and not _is_public(address):
@@ -84,6 +93,43 @@ def check_url(
                 "list it in BI_CALLBACK_ALLOWED_HOSTS if it is your own service"
             )
     return addresses
+
+
+def check_literal(url: str, allowed_hosts: Iterable[str] = ()) -> None:
+    """The part of :func:`check_url` that needs no DNS, for submit time: scheme, credentials,
+    metadata names, and hosts written as addresses (also the legacy forms ``2130706433``,
+    ``0x7f000001``, ``0177.0.0.1``, ``127.1`` that resolvers accept). Names are resolved and
+    checked before each delivery."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeCallbackURL("callback_url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise UnsafeCallbackURL("callback_url must not carry credentials")
+    host = parts.hostname.lower().rstrip(".")
+    if host in METADATA_HOSTS:
+        raise UnsafeCallbackURL(f"callback_url host {host!r} is a cloud metadata endpoint")
+    address = _literal_address(host)
+    if address is None:
+        return
+    if any(address in net for net in METADATA_NETS):
+        raise UnsafeCallbackURL(f"callback_url host {host!r} is a metadata address")
+    if host not in {h.lower() for h in allowed_hosts} and not _is_public(address):
+        raise UnsafeCallbackURL(
+            f"callback_url host {host!r} is a non-public address ({address}); "
+            "list it in BI_CALLBACK_ALLOWED_HOSTS if it is your own service"
+        )
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as one stands for (None for a name)."""
+    try:
+        return _unmapped(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def check_scheme_and_host(url: str) -> None:

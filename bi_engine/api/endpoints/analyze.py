@@ -17,6 +17,7 @@ from bi_engine.auth.principal import Principal
 from bi_engine.db import analyses
 from bi_engine.db import templates as template_rows
 from bi_engine.domain import jobs, submission, templates
+from bi_engine.webhooks import guard
 
 _KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -56,6 +57,7 @@ async def analyze(request: Request) -> Response:
     body = await request.body()
     parsed = submission.parse(decode_json(body), raw=body)
     context.note_analysis_type(request, parsed.analysis)
+    _check_callback(state, parsed)
     await _check_template(state, who, parsed)
     submitted = await _submit(state, context.caller(request, who), parsed, key)
     if submitted.created:
@@ -70,6 +72,18 @@ async def analyze(request: Request) -> Response:
     if wait_s is None:
         return JSONResponse(submitted.document(), status_code=202, headers=headers)
     return await _after_wait(state, submitted, wait_s, headers)
+
+
+def _check_callback(state: EngineState, parsed: submission.AnalysisRequest) -> None:
+    """422 at once for a callback_url no delivery would ever be made to (names are
+    resolved and checked again before each delivery)."""
+    if parsed.callback_url is None:
+        return
+    try:
+        guard.check_literal(parsed.callback_url, state.settings.callback_allowed_hosts)
+    except guard.UnsafeCallbackURL as exc:
+        problem = {"loc": ["callback_url"], "msg": exc.message, "type": exc.code}
+        raise submission.InvalidSubmission(details=[problem]) from None
 
 
 async def _check_template(
