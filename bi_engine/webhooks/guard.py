@@ -51,7 +51,9 @@ def _unmapped(
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    return not (
+    # ``is_global`` also excludes the shared range 100.64.0.0/10 (carrier NAT, and where
+    # one cloud's metadata service lives), which ``is_private`` does not.
+    return address.is_global and not (
         address.is_loopback
         or address.is_link_local
         or address.is_private
