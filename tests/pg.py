@@ -33,6 +33,11 @@ def with_dbname(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
 
 
+def dbname(url: str) -> str:
+    """The database name of a URL or conninfo string (works for socket URLs too)."""
+    return str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+
+
 def _port_open(address: str) -> bool:
     host, _, port = address.rpartition(":")
     try:

@@ -15,6 +15,7 @@ from psycopg import sql
 from bi_engine.auth import stream
 from bi_engine.auth.principal import Principal
 from bi_engine.constants import API_PREFIX as API
+from tests import pg
 from tests.acceptance.ops.conftest import auth
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
@@ -87,7 +88,7 @@ async def test_a_lost_database_is_503_never_500_and_the_process_recovers(
     start, settings, database_url, pg_admin_url
 ):
     server = start("serve", env={"LOG_LEVEL": "INFO"})
-    name = database_url.rsplit("/", 1)[1]
+    name = pg.dbname(database_url)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         _allow(pg_admin_url, name, False)
         try:

@@ -26,7 +26,7 @@ async def test_health_reports_the_database(client):
 
 async def test_health_is_503_when_the_database_goes_away(client, database_url, pg_admin_url):
     assert (await client.get("/health")).status_code == 200
-    pg.drop_database(pg_admin_url, database_url.rsplit("/", 1)[1])
+    pg.drop_database(pg_admin_url, pg.dbname(database_url))
     response = await client.get("/health")
     assert response.status_code == 503
     body = response.json()
@@ -37,7 +37,7 @@ async def test_health_is_503_when_the_database_goes_away(client, database_url, p
 async def test_requests_while_the_database_is_gone_are_503(
     client, auth, database_url, pg_admin_url
 ):
-    pg.drop_database(pg_admin_url, database_url.rsplit("/", 1)[1])
+    pg.drop_database(pg_admin_url, pg.dbname(database_url))
     response = await client.get(f"{API}/jobs", headers=auth())
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "database_unavailable"

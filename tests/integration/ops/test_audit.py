@@ -9,6 +9,7 @@ import pytest
 from bi_engine.auth import stream
 from bi_engine.auth.principal import Principal
 from bi_engine.db import audit
+from tests import pg
 from tests.integration.ops.conftest import (
     API,
     PEER,
@@ -131,7 +132,7 @@ async def test_rows_wait_while_the_database_is_away(settings, database_url, pg_a
     async with running(settings) as (app, _client):
         writer = app.state.engine.audit
         writer.retry_s = 0.2
-        name = database_url.rsplit("/", 1)[1]
+        name = pg.dbname(database_url)
         block(pg_admin_url, name, allow=False)
         try:
             writer.add(audit.Entry(user_id="u1", action="analyses_listed", result="ok"))

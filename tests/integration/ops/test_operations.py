@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bi_engine.api import openapi
 from bi_engine.db import llm_usage
+from tests import pg
 from tests.integration.ops.conftest import API, block, running
 from workers import metrics as worker_metrics
 from workers.narration.breaker import BreakerBoard
@@ -111,7 +112,7 @@ async def test_health_reports_queue_workers_and_llm_circuits(settings, auth, db,
 async def test_health_is_503_while_the_database_is_away_and_recovers(
     settings, auth, database_url, pg_admin_url
 ):
-    name = database_url.rsplit("/", 1)[1]
+    name = pg.dbname(database_url)
     async with running(settings) as (_app, client):
         assert (await client.get("/health")).status_code == 200
         block(pg_admin_url, name, allow=False)
