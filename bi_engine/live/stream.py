@@ -183,6 +183,8 @@ class JobStream:
         """``(accepted, reached the terminal event, stopped at a gap)``."""
         accepted: list[LiveEvent] = []
         position = self.sub.position
+        items = list(items)
+        known = {event.seq for event in items}
         for event in items:
             if event.seq <= position:
                 continue
@@ -191,7 +193,8 @@ class JobStream:
                 return accepted, False, True
             accepted.append(event)
             position = event.seq
-            if event.terminal:
+            # A terminal event followed by more (the job was retried) is not the end.
+            if event.terminal and event.seq + 1 not in known:
                 self.sub.position = position
                 return accepted, True, False
         self.sub.position = position

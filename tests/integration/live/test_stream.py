@@ -171,3 +171,18 @@ async def test_an_admin_feed_sees_every_job(
         got += [(e.job_id, e.seq) for e in await asyncio.wait_for(anext(batches), 5)]
     assert got == [(one, 1), (two, 1)]
     await batches.aclose()
+
+
+async def test_a_retried_job_replays_past_its_earlier_terminal_event(
+    database_url: str, listener: Listener, hub: Hub, writer: Writer
+) -> None:
+    """Cancelled, then retried: a fresh stream shows the retry instead of ending at seq 1."""
+    job = await writer.new_job()
+    await writer.append(job, "cancelled", {"status": "cancelled"})
+    await writer.append(job, "status", {"status": "queued", "retry": True})
+    await writer.progress(job, 50)
+    stream = _job_stream(hub, database_url, job)
+    task = asyncio.create_task(_drain(stream.batches()))
+    await asyncio.sleep(0.1)
+    await writer.finish(job)
+    assert await task == [1, 2, 3, 4]
