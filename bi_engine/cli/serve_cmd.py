@@ -9,8 +9,9 @@ from bi_engine.logging import configure_logging
 from bi_engine.settings import Settings, load_settings
 
 FACTORY = "bi_engine.cli.serve_cmd:app_from_environment"
+HTTP_PROTOCOL = "bi_engine.cli.http_protocol:LingeringHttpProtocol"
 WS_PROTOCOL = "bi_engine.cli.ws_protocol:WebSocketProtocol"
-"""By import path: the module imports uvicorn, which only ``serve`` needs."""
+"""By import path: the modules import uvicorn, which only ``serve`` needs."""
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +39,7 @@ def _uvicorn_options(args: argparse.Namespace, settings: Settings) -> dict[str, 
         "host": args.host,
         "port": args.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,
         "ws": WS_PROTOCOL,
         "lifespan": "on",
         "access_log": args.access_log,

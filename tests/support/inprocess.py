@@ -36,7 +36,7 @@ async def serving(app: Starlette) -> AsyncIterator[str]:
         host="127.0.0.1",
         port=port,
         loop="none",
-        http="httptools",
+        http=serve_cmd.HTTP_PROTOCOL,
         ws=serve_cmd.WS_PROTOCOL,
         lifespan="on",
         log_config=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -148,3 +149,58 @@ async def test_streamed_oversized_body_is_refused_without_reading_it_all(server,
         writer.close()
     assert status_line.startswith(b"HTTP/1.1 413"), status_line
     assert sent < planned / 8, f"sent {sent} of {planned} bytes before the answer"
+
+
+def _refused_upload(server: str, database_url: str) -> tuple[socket.socket, bytes]:
+    """Start a chunked upload far over the limit; keep sending until the answer arrives."""
+    port = int(server.rsplit(":", 1)[1])
+    head = [
+        f"POST {API}/analyze HTTP/1.1",
+        "Host: 127.0.0.1",
+        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
+        "Content-Type: application/json",
+        "Transfer-Encoding: chunked",
+    ]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+    chunk = b"2000\r\n" + b"x" * 0x2000 + b"\r\n"
+    for _ in range(64):  # 8x the limit at most
+        sock.sendall(chunk)
+        readable, _, _ = select.select([sock], [], [], 0.05)
+        if readable:
+            return sock, sock.recv(65536)
+    sock.close()
+    raise AssertionError("no answer while sending 8x the body limit")
+
+
+def test_refused_upload_lingers_so_the_client_can_finish_writing_and_read_the_answer(
+    server, database_url
+):
+    """A client still sending after the 413 is drained, not reset; its EOF closes at once."""
+    sock, answer = _refused_upload(server, database_url)
+    with sock:
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+        for _ in range(20):  # a reset would fail these writes (ECONNRESET / EPIPE)
+            sock.sendall(b"2000\r\n" + b"y" * 0x2000 + b"\r\n")
+            time.sleep(0.02)
+        sock.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+        assert time.monotonic() - started < 1.5, "the server did not close after the client's EOF"
+        assert b"413" not in rest  # one answer, then the server's FIN
+
+
+def test_refused_upload_of_a_client_gone_quiet_is_closed_after_the_idle_linger(
+    server, database_url
+):
+    sock, answer = _refused_upload(server, database_url)
+    with sock:
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+        sock.settimeout(10)
+        started = time.monotonic()
+        while sock.recv(65536):
+            pass
+        waited = time.monotonic() - started
+    assert waited < 6, f"the lingering connection stayed open {waited:.1f} s"
