@@ -50,6 +50,8 @@ async def read_sse(
                 await response.aread()
                 reading.frames.append(Frame(None, "error", response.json()))
                 return reading
+            if stop_after == 0:
+                return reading
             fields: dict[str, str] = {}
             async for line in response.aiter_lines():
                 complete = take_line(line, fields, reading)

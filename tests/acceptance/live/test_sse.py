@@ -12,19 +12,18 @@ import pytest
 from bi_engine.settings import Settings
 from tests.acceptance.live.conftest import (
     API,
-    ApiServer,
     Log,
-    Process,
     auth,
     bearer,
     listener_pid,
     new_id,
-    read_sse,
     sse_gauge,
     submit,
     terminate_backend,
     wait_for,
 )
+from tests.support.processes import ApiServer, Process
+from tests.support.sse import read_sse
 
 pytestmark = [pytest.mark.acceptance]
 

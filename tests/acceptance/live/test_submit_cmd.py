@@ -14,7 +14,8 @@ import pytest
 
 from bi_engine.cli import main
 from bi_engine.settings import Settings
-from tests.acceptance.live.conftest import API, ApiServer, Process, auth, bearer
+from tests.acceptance.live.conftest import API, auth, bearer
+from tests.support.processes import ApiServer, Process
 
 pytestmark = [pytest.mark.acceptance]
 

@@ -11,7 +11,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bi_engine.settings import Settings
-from tests.acceptance.live.conftest import API, ApiServer, Log, Process, bearer, submit
+from tests.acceptance.live.conftest import API, Log, bearer, submit
+from tests.support.processes import ApiServer, Process
 
 pytestmark = [pytest.mark.acceptance]
 

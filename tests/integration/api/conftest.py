@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from starlette.applications import Starlette
 
 from bi_engine.api.app import create_app
-from bi_engine.auth import tokens
 from bi_engine.constants import API_PREFIX
 from bi_engine.settings import Settings
 
@@ -34,30 +32,6 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bi.test") as http:
         yield http
-
-
-TokenFactory = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def auth(settings: Settings) -> TokenFactory:
-    """``auth("alice")`` -> headers with a valid backend JWT for that user."""
-
-    def headers(user: str = "alice", role: str = "user", **extra: str) -> dict[str, str]:
-        token = tokens.mint_user_token(settings, user_id=user, email=f"{user}@x.test", role=role)
-        return {"Authorization": f"Bearer {token}", **extra}
-
-    return headers
-
-
-@pytest.fixture
-def db(database_url: str) -> Callable[[], psycopg.Connection[dict[str, Any]]]:
-    def connect() -> psycopg.Connection[dict[str, Any]]:
-        return psycopg.connect(
-            database_url, autocommit=True, row_factory=dict_row, options="-c search_path=bi,public"
-        )
-
-    return connect
 
 
 def finish(

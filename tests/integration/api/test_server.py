@@ -92,6 +92,17 @@ async def test_submit_and_read_over_real_http(server, database_url):
         assert (await client.get("/nope")).json()["error"]["code"] == "not_found"
 
 
+def _upload_head(database_url: str, framing: str) -> list[str]:
+    """The head of an authenticated ``POST /analyze`` whose body framing is ``framing``."""
+    return [
+        f"POST {API}/analyze HTTP/1.1",
+        "Host: 127.0.0.1",
+        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
+        "Content-Type: application/json",
+        framing,
+    ]
+
+
 async def _request_head(
     port: int, headers: list[str]
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -103,13 +114,7 @@ async def _request_head(
 
 async def test_declared_oversized_body_is_refused_before_it_is_sent(server, database_url):
     port = int(server.rsplit(":", 1)[1])
-    head = [
-        f"POST {API}/analyze HTTP/1.1",
-        "Host: 127.0.0.1",
-        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
-        "Content-Type: application/json",
-        f"Content-Length: {100 * LIMIT}",
-    ]
+    head = _upload_head(database_url, f"Content-Length: {100 * LIMIT}")
     reader, writer = await _request_head(port, head)
     try:
         status_line = await asyncio.wait_for(reader.readline(), timeout=5)
@@ -121,13 +126,7 @@ async def test_declared_oversized_body_is_refused_before_it_is_sent(server, data
 async def test_streamed_oversized_body_is_refused_without_reading_it_all(server, database_url):
     """A chunked upload of 256x the limit gets its 413 while most of it is still unsent."""
     port = int(server.rsplit(":", 1)[1])
-    head = [
-        f"POST {API}/analyze HTTP/1.1",
-        "Host: 127.0.0.1",
-        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
-        "Content-Type: application/json",
-        "Transfer-Encoding: chunked",
-    ]
+    head = _upload_head(database_url, "Transfer-Encoding: chunked")
     reader, writer = await _request_head(port, head)
     chunk = b"x" * 8192
     planned = 256 * LIMIT
@@ -154,13 +153,7 @@ async def test_streamed_oversized_body_is_refused_without_reading_it_all(server,
 def _refused_upload(server: str, database_url: str) -> tuple[socket.socket, bytes]:
     """Start a chunked upload far over the limit; keep sending until the answer arrives."""
     port = int(server.rsplit(":", 1)[1])
-    head = [
-        f"POST {API}/analyze HTTP/1.1",
-        "Host: 127.0.0.1",
-        _auth(database_url)["Authorization"].join(["Authorization: ", ""]),
-        "Content-Type: application/json",
-        "Transfer-Encoding: chunked",
-    ]
+    head = _upload_head(database_url, "Transfer-Encoding: chunked")
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
     chunk = b"2000\r\n" + b"x" * 0x2000 + b"\r\n"

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.rows import dict_row
 from starlette.applications import Starlette
 
 from bi_engine.api.app import create_app
-from bi_engine.auth import tokens
 from bi_engine.constants import API_PREFIX
 from bi_engine.settings import Settings
 
@@ -45,28 +43,6 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def served(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     async with running(settings) as pair:
         yield pair
-
-
-TokenFactory = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def auth(settings: Settings) -> TokenFactory:
-    def headers(user: str = "alice", role: str = "user", **extra: str) -> dict[str, str]:
-        token = tokens.mint_user_token(settings, user_id=user, email=f"{user}@x.test", role=role)
-        return {"Authorization": f"Bearer {token}", **extra}
-
-    return headers
-
-
-@pytest.fixture
-def db(database_url: str) -> Callable[[], psycopg.Connection[dict[str, Any]]]:
-    def connect() -> psycopg.Connection[dict[str, Any]]:
-        return psycopg.connect(
-            database_url, autocommit=True, row_factory=dict_row, options="-c search_path=bi,public"
-        )
-
-    return connect
 
 
 async def flush_audit(app: Starlette) -> None:
