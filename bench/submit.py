@@ -3,11 +3,12 @@
     python bench/submit.py [--levels 1,8,32,128] [--seconds 6] [--rate 500]
 
 A fresh database is created and migrated; one API process serves it (uvicorn, httptools,
-uvloop). httpx clients in this process keep ``N`` requests in flight for ``--seconds`` per
-level (closed loop), then send ``--rate`` requests per second on a fixed schedule (open loop)
-to read the latency at that rate. The queue is emptied before each level so every level
-starts from the same depth. The API process's own CPU per submission is printed too: on a
-small machine the httpx load generator needs more CPU than the server it loads.
+uvloop). Clients in this process (raw keep-alive HTTP/1.1 on uvloop, requests encoded once)
+keep ``N`` requests in flight for ``--seconds`` per level (closed loop), then send ``--rate``
+requests per second on a fixed schedule (open loop) to read the latency at that rate. The
+queue is emptied before each level so every level starts from the same depth. The API
+process's own CPU per submission is printed too: on a small machine the load generator and
+the server share the same cores.
 
 Baselines, same run, same database: procrastinate's own ``defer_async`` in a loop (one job
 per transaction, no API, no HTTP), and the database's ceiling for transactions that NOTIFY
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -34,6 +36,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import uvloop
 
 from bi_engine import constants, queue
 from bi_engine.auth import tokens
@@ -173,67 +176,125 @@ async def notify_ceiling(url: str, seconds: float, connections: int = 8) -> Run:
     return run
 
 
-async def closed_loop(base: str, token: str, concurrency: int, seconds: float) -> Run:
-    """``concurrency`` users, each with its own keep-alive connection (an httpx client of
-    one connection: a shared pool costs the client O(connections) per request)."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection sending a request encoded once, reading 202s.
+
+    The load generator shares the machine with the server: httpx costs about as much CPU
+    per request as the server does, so the requests here are bytes prepared in advance and
+    the answers are parsed only as far as their status line and ``Content-Length``.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> int:
+        """Send ``request``; return the answer's status code once its body is read."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def analyze_request(port: int, token: str) -> bytes:
+    body = json.dumps(BODY).encode()
+    head = (
+        f"POST {constants.API_PREFIX}/analyze HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def closed_loop(port: int, token: str, concurrency: int, seconds: float) -> Run:
+    """``concurrency`` users, each with its own keep-alive connection."""
     run = Run(f"POST /analyze, {concurrency:>3} in flight")
-    headers = {"Authorization": f"Bearer {token}"}
-    clients = [
-        httpx.AsyncClient(base_url=base, headers=headers, limits=httpx.Limits(max_connections=1))
-        for _ in range(concurrency)
-    ]
+    request = analyze_request(port, token)
+    connections = [await Connection.open(port) for _ in range(concurrency)]
     try:
-        await asyncio.gather(
-            *(c.post(f"{constants.API_PREFIX}/analyze", json=BODY) for c in clients)
-        )
+        await asyncio.gather(*(c.send(request) for c in connections))
         started = time.perf_counter()
         deadline = started + seconds
 
-        async def user(client: httpx.AsyncClient) -> None:
+        async def user(connection: Connection) -> None:
             while time.perf_counter() < deadline:
                 begin = time.perf_counter()
-                response = await client.post(f"{constants.API_PREFIX}/analyze", json=BODY)
-                if response.status_code == 202:
+                if await connection.send(request) == 202:
                     run.latencies.append(time.perf_counter() - begin)
                 else:
                     run.errors += 1
 
-        await asyncio.gather(*(user(client) for client in clients))
+        await asyncio.gather(*(user(connection) for connection in connections))
         run.seconds = time.perf_counter() - started
     finally:
-        for client in clients:
-            await client.aclose()
+        for connection in connections:
+            connection.close()
     return run
 
 
-async def open_loop(base: str, token: str, rate: int, seconds: float) -> Run:
-    """``rate`` requests per second on a fixed schedule, latency measured from the schedule."""
-    run = Run(f"POST /analyze at {rate}/s (open loop)")
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
-    clients = [httpx.AsyncClient(base_url=base, headers=headers, limits=limits) for _ in range(32)]
-    try:
-        await asyncio.gather(
-            *(c.post(f"{constants.API_PREFIX}/analyze", json=BODY) for c in clients)
-        )
-        started = time.perf_counter()
+async def open_loop(port: int, token: str, rate: int, seconds: float) -> Run:
+    """``rate`` requests per second on a fixed schedule, latency measured from the schedule.
 
-        async def one(i: int) -> None:
+    Each request takes an idle connection (a new one when all are busy, as a client pool
+    would), so a slow answer delays no later request.
+    """
+    run = Run(f"POST /analyze at {rate}/s (open loop)")
+    request = analyze_request(port, token)
+    idle = [await Connection.open(port) for _ in range(16)]
+    everyone = list(idle)
+    await asyncio.gather(*(c.send(request) for c in idle))
+
+    async def take() -> Connection:
+        if idle:
+            return idle.pop()
+        connection = await Connection.open(port)
+        everyone.append(connection)
+        return connection
+
+    async def one(at: float) -> None:
+        connection = await take()
+        try:
+            status = await connection.send(request)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # the server closed it after its keep-alive timeout: as a client pool does, the
+            # request goes again on a new connection (nothing of it had been answered)
+            connection.close()
+            connection = await Connection.open(port)
+            everyone.append(connection)
+            status = await connection.send(request)
+        if status == 202:
+            run.latencies.append(time.perf_counter() - at)
+        else:
+            run.errors += 1
+        idle.append(connection)
+
+    started = time.perf_counter()
+    pending: set[asyncio.Future[None]] = set()
+    try:
+        for i in range(int(rate * seconds)):
             at = started + i / rate
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            response = await clients[i % len(clients)].post(
-                f"{constants.API_PREFIX}/analyze", json=BODY
-            )
-            if response.status_code == 202:
-                run.latencies.append(time.perf_counter() - at)
-            else:
-                run.errors += 1
-
-        await asyncio.gather(*(one(i) for i in range(int(rate * seconds))))
+            task = asyncio.ensure_future(one(at))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
         run.seconds = time.perf_counter() - started
     finally:
-        for client in clients:
-            await client.aclose()
+        for connection in everyone:
+            connection.close()
     return run
 
 
@@ -276,12 +337,12 @@ async def measure(url: str, args: argparse.Namespace) -> list[Run]:
         for level in args.levels:
             empty_queue(url)
             runs.append(
-                await with_batches(base, process.pid, closed_loop(base, token, level, args.seconds))
+                await with_batches(base, process.pid, closed_loop(port, token, level, args.seconds))
             )
             print(runs[-1].row(), flush=True)
         empty_queue(url)
         runs.append(
-            await with_batches(base, process.pid, open_loop(base, token, args.rate, args.seconds))
+            await with_batches(base, process.pid, open_loop(port, token, args.rate, args.seconds))
         )
     finally:
         process.terminate()
@@ -302,7 +363,7 @@ def main() -> None:
         migrate.upgrade(url, SCHEMA)
         print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}  one bi-engine serve process")
         print(HEADER, flush=True)
-        runs = asyncio.run(measure(url, args))
+        runs = uvloop.run(measure(url, args))
     finally:
         pg.drop_database(admin_url(), name)
     print("\n" + HEADER)
