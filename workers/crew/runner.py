@@ -49,6 +49,8 @@ ANALYSIS_TYPES: Final = (
     "custom_analysis",
 )
 ABORT_POLL_S: Final = 0.5
+WATCH_TASK_NAME: Final = "bi-crew-abort-watch"
+"""The task that polls for an abort while a crew runs (named, to tell it apart)."""
 SAVE_TIMEOUT_S: Final = 30.0
 
 log = get_logger("bi.crew")
@@ -172,7 +174,7 @@ class CrewJob:
             events.ProgressPlan(keys), lambda u: self._hop(updates.put_nowait, u)
         )
         pump = asyncio.create_task(self._pump(updates))
-        watcher = asyncio.create_task(self._watch())
+        watcher = asyncio.create_task(self._watch(), name=WATCH_TASK_NAME)
         token = events.CURRENT.set(tracker)
         job_token = _CURRENT_JOB.set(self)
         self._task_started = datetime.now(UTC)

@@ -3,6 +3,7 @@ result-shape check of CONTRACT section 5."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 from bi_engine.domain.result import Analysis
 from bi_engine.settings import Settings
+from workers.crew.runner import WATCH_TASK_NAME
 from workers.job import JobContext
 
 SAMPLES_DIR = Path(__file__).resolve().parents[3] / "bi_engine" / "samples"
@@ -62,7 +64,12 @@ class RecordingSink:
 
 
 class AbortSwitch:
-    """``should_abort`` for a context: flips to True on demand or after ``after`` checks."""
+    """``should_abort`` for a context: flips to True on demand or after ``after`` checks.
+
+    Only the runner's checkpoints count (analytics done, each task finished); the timed
+    polls of its abort watcher see the switch without counting, so ``after`` means the
+    same on a busy machine as on an idle one.
+    """
 
     def __init__(self, after: int | None = None) -> None:
         self.after = after
@@ -70,6 +77,9 @@ class AbortSwitch:
         self.on = False
 
     async def __call__(self) -> bool:
+        current = asyncio.current_task()
+        if current is not None and current.get_name() == WATCH_TASK_NAME:
+            return self.on
         self.calls += 1
         if self.after is not None and self.calls >= self.after:
             self.on = True
