@@ -30,17 +30,21 @@ function tamperedFetch(change) {
     const decoder = new TextDecoder();
     const encoder = new TextEncoder();
     const body = new ReadableStream({
+      // A pull that enqueues nothing is not called again: a chunk the change emptied
+      // (a dropped frame that came alone) must be followed by the next one.
       async pull(controller) {
-        const { value, done } = await reader.read();
-        if (done) return controller.close();
-        const changed = change(decoder.decode(value, { stream: true }), stream);
-        const text = typeof changed === 'string' ? changed : changed.text;
-        if (text) controller.enqueue(encoder.encode(text));
-        if (changed.drop) {
-          await reader.cancel();
-          controller.error(new TypeError('network connection lost'));
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return controller.close();
+          const changed = change(decoder.decode(value, { stream: true }), stream);
+          const text = typeof changed === 'string' ? changed : changed.text;
+          if (text) controller.enqueue(encoder.encode(text));
+          if (changed.drop) {
+            await reader.cancel();
+            return controller.error(new TypeError('network connection lost'));
+          }
+          if (text) return undefined;
         }
-        return undefined;
       },
       cancel: () => reader.cancel(),
     });

@@ -72,6 +72,26 @@ async def queue_jobs(conn: Conn, job_id: uuid.UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in await cursor.fetchall()]
 
 
+async def settled_queue_jobs(
+    conn: Conn, job_id: uuid.UUID, *, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """The queue jobs of an analysis once none is ``todo`` or ``doing`` any more.
+
+    A worker ends the analysis in its own transaction, then procrastinate records the
+    outcome of its queue job in another: right after the analysis turns terminal, the
+    queue job may still read ``doing`` for a moment.
+    """
+
+    async def check() -> list[dict[str, Any]] | None:
+        found = await queue_jobs(conn, job_id)
+        return None if any(j["status"] in ("todo", "doing") for j in found) else found
+
+    result: list[dict[str, Any]] = await wait_until(
+        check, timeout=timeout, what=f"the queue jobs of {job_id} to settle"
+    )
+    return result
+
+
 async def wait_until(
     check: Callable[[], Awaitable[Any]], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> Any:
