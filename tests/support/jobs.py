@@ -72,16 +72,35 @@ def status_counts(conn: psycopg.Connection[dict[str, Any]]) -> Counter[str]:
     return Counter({row["status"]: int(row["n"]) for row in rows})
 
 
+def unsettled_queue_jobs(conn: psycopg.Connection[dict[str, Any]]) -> int:
+    """Queue jobs still ``doing`` for analyses that are already terminal.
+
+    A worker ends an analysis in one transaction and procrastinate records its queue job's
+    outcome in the next (or, when the worker died in between, the stalled-job maintenance
+    closes it): for a moment the two disagree.
+    """
+    row = conn.execute(
+        "SELECT count(*) AS n FROM procrastinate_jobs j"
+        " JOIN analyses a ON a.id::text = j.args->>'job_id'"
+        " WHERE j.task_name = 'bi.run_analysis' AND j.status = 'doing'"
+        " AND a.status = ANY(%s)",
+        (list(TERMINAL_KINDS),),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
 def wait_all_terminal(
     database_url: str, expected: int, timeout: float, poll_s: float = 0.5
 ) -> Counter[str]:
-    """Poll until ``expected`` analyses are terminal; the status counts at that moment."""
+    """Poll until ``expected`` analyses are terminal and their queue jobs are settled; the
+    status counts at that moment."""
     deadline = time.monotonic() + timeout
     with connect(database_url) as conn:
         while True:
             counts = status_counts(conn)
             done = sum(counts[s] for s in TERMINAL_KINDS)
-            if done >= expected or time.monotonic() > deadline:
+            settled = done >= expected and unsettled_queue_jobs(conn) == 0
+            if settled or time.monotonic() > deadline:
                 return counts
             time.sleep(poll_s)
 
