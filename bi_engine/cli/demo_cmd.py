@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,20 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # SIGTERM (``kill``, a supervisor) unwinds like Ctrl-C: children and the embedded
+    # PostgreSQL are stopped rather than left running.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     console = Console()
     with _database(settings, args.data_dir, console) as database_url:
@@ -60,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
             show.print_next_steps(console, base_url, token, database_url, settings.db_schema)
             if args.keep_running:
                 _wait_for_interrupt(console)
+            else:
+                console.print(
+                    "The API, the worker and the embedded PostgreSQL stop now: to use the"
+                    " links above, run [bold]bi-engine demo --keep-running[/] (Ctrl-C stops it)."
+                )
         failed = [job for job in jobs if job["status"] != "completed"]
     return 1 if failed else 0
 
