@@ -17,7 +17,6 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-IMPORT_PATH = "bi_engine.cli.http_protocol:LingeringHttpProtocol"
 LINGER_IDLE_S = 2.0
 LINGER_TOTAL_S = 10.0
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-IMPORT_PATH = "bi_engine.cli.ws_protocol:WebSocketProtocol"
-
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     def data_received(self, data: bytes) -> None:
